@@ -1,0 +1,90 @@
+"""geossh: an SSH server toolkit on gevent with a paramiko-compatible API.
+
+``import geossh as paramiko`` keeps paramiko server code working: the same
+``ServerInterface``, ``Transport``, ``Channel``, SFTP server, keys,
+constants and exceptions, with one greenlet per connection instead of
+threads.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__author__ = "geossh developers"
+__license__ = "LGPL-2.1-or-later"
+
+from geossh.channel import Channel, ChannelFile, ChannelStderrFile, ChannelStdinFile
+from geossh.common import (
+    AUTH_FAILED,
+    AUTH_PARTIALLY_SUCCESSFUL,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_FAILED_CONNECT_FAILED,
+    OPEN_FAILED_RESOURCE_SHORTAGE,
+    OPEN_FAILED_UNKNOWN_CHANNEL_TYPE,
+    OPEN_SUCCEEDED,
+    io_sleep,
+)
+from geossh.errors import (
+    AuthenticationException,
+    BadAuthenticationType,
+    BadHostKeyException,
+    ChannelException,
+    ConfigParseError,
+    CouldNotCanonicalize,
+    IncompatiblePeer,
+    MessageOrderError,
+    PasswordRequiredException,
+    ProxyCommandFailure,
+    SSHException,
+)
+from geossh.file import BufferedFile
+from geossh.message import Message
+from geossh.pkey import ECDSAKey, Ed25519Key, PKey, PublicBlob, RSAKey, UnknownKeyType
+from geossh.proto.auth import AUTH_PASSWORD_CHANGE_REQUIRED
+from geossh.security import SecurityOptions
+from geossh.server import InteractiveQuery, ServerInterface, SubsystemHandler
+from geossh.transport import Transport
+
+key_classes = [RSAKey, Ed25519Key, ECDSAKey]
+
+__all__ = [
+    "AUTH_FAILED",
+    "AUTH_PARTIALLY_SUCCESSFUL",
+    "AUTH_PASSWORD_CHANGE_REQUIRED",
+    "AUTH_SUCCESSFUL",
+    "OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED",
+    "OPEN_FAILED_CONNECT_FAILED",
+    "OPEN_FAILED_RESOURCE_SHORTAGE",
+    "OPEN_FAILED_UNKNOWN_CHANNEL_TYPE",
+    "OPEN_SUCCEEDED",
+    "AuthenticationException",
+    "BadAuthenticationType",
+    "BadHostKeyException",
+    "BufferedFile",
+    "Channel",
+    "ChannelException",
+    "ChannelFile",
+    "ChannelStderrFile",
+    "ChannelStdinFile",
+    "ConfigParseError",
+    "CouldNotCanonicalize",
+    "ECDSAKey",
+    "Ed25519Key",
+    "IncompatiblePeer",
+    "InteractiveQuery",
+    "Message",
+    "MessageOrderError",
+    "PKey",
+    "PasswordRequiredException",
+    "ProxyCommandFailure",
+    "PublicBlob",
+    "RSAKey",
+    "SSHException",
+    "SecurityOptions",
+    "ServerInterface",
+    "SubsystemHandler",
+    "Transport",
+    "UnknownKeyType",
+    "io_sleep",
+    "key_classes",
+]

@@ -1,0 +1,118 @@
+"""Blocking byte buffers for channel reads, woken by data, EOF or close.
+
+One reader at a time: a second concurrent reader is an error (it would
+steal the first one's data unpredictably). Waiting blocks only the calling
+greenlet; ``close`` wakes it.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from collections.abc import Callable
+
+from gevent.event import Event
+from gevent.exceptions import ConcurrentObjectUseError
+
+
+class PipeTimeout(OSError):
+    """A read timed out (paramiko.buffered_pipe.PipeTimeout)."""
+
+
+class ByteBuffer:
+    """An in-memory byte stream with a blocking ``read``."""
+
+    __slots__ = ("_chunks", "_closed", "_event", "_offset", "_reading", "_size", "on_change")
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0  # consumed bytes of _chunks[0]
+        self._size = 0
+        self._closed = False
+        self._event = Event()
+        self._reading = False
+        self.on_change: Callable[[], None] | None = None
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def closed(self) -> bool:
+        """True after EOF: no more data will arrive."""
+        return self._closed
+
+    def feed(self, data: bytes) -> None:
+        """Append data and wake the reader."""
+        if data:
+            self._chunks.append(data)
+            self._size += len(data)
+            self._event.set()
+            if self.on_change is not None:
+                self.on_change()
+
+    def close(self) -> None:
+        """Mark EOF; a blocked reader drains what is left, then gets b""."""
+        self._closed = True
+        self._event.set()
+        if self.on_change is not None:
+            self.on_change()
+
+    def read_ready(self) -> bool:
+        """True if at least one byte is buffered."""
+        return self._size > 0
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until data or EOF; False on timeout."""
+        if self._size or self._closed:
+            return True
+        if self._reading:
+            raise ConcurrentObjectUseError("another greenlet is already reading this channel")
+        self._reading = True
+        try:
+            self._event.clear()
+            return bool(self._event.wait(timeout)) or bool(self._size) or self._closed
+        finally:
+            self._reading = False
+
+    def read(self, nbytes: int, timeout: float | None = None) -> bytes:
+        """Return 1..nbytes bytes; b"" at EOF; ``socket.timeout`` on timeout."""
+        if nbytes <= 0:
+            return b""
+        if not self._size:
+            if self._closed:
+                return b""
+            if timeout == 0.0 or not self.wait(timeout):
+                raise socket.timeout()
+            if not self._size:
+                return b""
+        return self._take(nbytes)
+
+    def take_nowait(self, nbytes: int) -> bytes:
+        """Return up to ``nbytes`` buffered bytes without waiting."""
+        return self._take(nbytes) if self._size and nbytes > 0 else b""
+
+    def _take(self, nbytes: int) -> bytes:
+        chunks = self._chunks
+        first = chunks[0]
+        start = self._offset
+        available = len(first) - start
+        if nbytes >= available:
+            data = first[start:] if start else first
+            chunks.popleft()
+            self._offset = 0
+            # Gather more chunks while they fit, so big reads need one call.
+            if nbytes > available and chunks:
+                parts = [data]
+                got = available
+                while chunks and got + len(chunks[0]) <= nbytes:
+                    chunk = chunks.popleft()
+                    parts.append(chunk)
+                    got += len(chunk)
+                data = b"".join(parts)
+        else:
+            data = first[start : start + nbytes]
+            self._offset = start + nbytes
+        self._size -= len(data)
+        if not self._size and not self._closed:
+            self._event.clear()
+        return data

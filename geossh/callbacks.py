@@ -1,0 +1,173 @@
+"""Answers connection-protocol events (RFC 4254) by asking the ``ServerInterface``.
+
+Channel opens, channel requests and global requests are parsed here and
+passed to paramiko's callbacks with paramiko's argument types (``command``,
+``term``, env ``name``/``value`` as bytes). A malformed request body gets a
+failure reply; a callback that raises fails that one request (logged with
+its traceback). Replies are queued before any data user code sends after
+the callback returns, because the core's output is ordered.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from geossh.common import OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
+from geossh.errors import RemoteProtocolError
+from geossh.message import Message
+from geossh.proto import wire
+
+if TYPE_CHECKING:
+    from geossh.channel import Channel
+    from geossh.server import ServerInterface
+
+
+def call(log: logging.LoggerAdapter[Any], fn: Any, failure: Any, *args: Any) -> Any:
+    """Call an application callback; an exception yields ``failure``."""
+    if fn is None:
+        return failure
+    try:
+        return fn(*args)
+    except Exception:
+        log.error("Exception in %s", getattr(fn, "__name__", fn), exc_info=True)
+        return failure
+
+
+def channel_open_result(
+    server: ServerInterface, log: logging.LoggerAdapter[Any], chanid: int, kind: str, data: bytes
+) -> int:
+    """Ask whether a channel the peer opens may exist; returns an OPEN_* code."""
+    failure = OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+    try:
+        if kind == "direct-tcpip":
+            reader = wire.Reader(data)
+            host, port = reader.text(1024), reader.u32()
+            origin = (reader.text(1024), reader.u32())
+            return int(
+                call(log, server.check_channel_direct_tcpip_request, failure,
+                     chanid, origin, (host, port))
+            )  # fmt: skip
+        if kind == "direct-streamlocal@openssh.com":
+            reader = wire.Reader(data)
+            path = reader.text(4096)
+            check = getattr(server, "check_channel_direct_streamlocal_request", None)
+            return int(call(log, check, failure, chanid, path))
+    except RemoteProtocolError:
+        return failure
+    return int(call(log, server.check_channel_request, failure, kind, chanid))
+
+
+def _pty(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
+    term = r.string(1024)
+    width, height, pw, ph = r.u32(), r.u32(), r.u32(), r.u32()
+    modes = r.string(4096)
+    return server.check_channel_pty_request(chan, term, width, height, pw, ph, modes)
+
+
+def _exec(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
+    return server.check_channel_exec_request(chan, r.string(256 * 1024))
+
+
+def _subsystem(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
+    return server.check_channel_subsystem_request(chan, r.text(1024))
+
+
+def _window_change(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
+    width, height, pw, ph = r.u32(), r.u32(), r.u32(), r.u32()
+    return server.check_channel_window_change_request(chan, width, height, pw, ph)
+
+
+def _x11(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
+    single = r.boolean()
+    protocol = r.text(1024)
+    cookie = r.string(1024)
+    screen = r.u32()
+    return server.check_channel_x11_request(chan, single, protocol, cookie, screen)
+
+
+def _env(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
+    name = r.string(1024)
+    value = r.string(64 * 1024)
+    return server.check_channel_env_request(chan, name, value)
+
+
+def _signal(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
+    check = getattr(server, "check_channel_signal_request", None)
+    return check(chan, r.ascii(64)) if check is not None else False
+
+
+def _break(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
+    check = getattr(server, "check_channel_break_request", None)
+    return check(chan, r.u32()) if check is not None else False
+
+
+def _exit_status(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
+    return chan._set_exit_status(r.rest())
+
+
+_REQUESTS = {
+    "pty-req": _pty,
+    "shell": lambda server, chan, r: server.check_channel_shell_request(chan),
+    "exec": _exec,
+    "subsystem": _subsystem,
+    "window-change": _window_change,
+    "x11-req": _x11,
+    "auth-agent-req@openssh.com": (
+        lambda server, chan, r: server.check_channel_forward_agent_request(chan)
+    ),
+    "env": _env,
+    "signal": _signal,
+    "break": _break,
+    "exit-status": _exit_status,
+    "xon-xoff": lambda server, chan, r: True,
+}
+
+
+def channel_request_result(
+    server: ServerInterface, log: logging.LoggerAdapter[Any], chan: Channel, kind: str, data: bytes
+) -> bool:
+    """Ask the application about one channel request; True means success."""
+    handler = _REQUESTS.get(kind)
+    if handler is None:
+        log.debug("Unhandled channel request %r on channel %s", kind, chan.get_name())
+        return False
+    try:
+        result = handler(server, chan, wire.Reader(data))
+    except RemoteProtocolError as exc:
+        log.warning("Malformed %s request on channel %s: %s", kind, chan.get_name(), exc)
+        return False
+    except Exception:
+        log.error("Exception in %s request handler", kind, exc_info=True)
+        return False
+    return bool(result)
+
+
+def global_request_reply(
+    server: ServerInterface, log: logging.LoggerAdapter[Any], kind: str, data: bytes
+) -> tuple[bool, bytes]:
+    """Ask the application about a global request; returns (success, reply data)."""
+    try:
+        if kind in ("tcpip-forward", "cancel-tcpip-forward"):
+            reader = wire.Reader(data)
+            address, port = reader.text(1024), reader.u32()
+            if kind == "cancel-tcpip-forward":
+                call(log, server.cancel_port_forward_request, None, address, port)
+                return True, b""
+            bound = call(log, server.check_port_forward_request, False, address, port)
+            if not bound:
+                return False, b""
+            return True, wire.u32(port if bound is True else int(bound))
+    except RemoteProtocolError:
+        return False, b""
+    result = call(log, server.check_global_request, False, kind, Message(data))
+    if not result:
+        return False, b""
+    if isinstance(result, tuple):
+        return True, Message().add(*result).asbytes()
+    return True, b""
+
+
+def open_succeeded(result: Any) -> bool:
+    """paramiko's int semantics: 0 (and False) accept, anything else refuses."""
+    return result == OPEN_SUCCEEDED

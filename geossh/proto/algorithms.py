@@ -1,0 +1,217 @@
+"""Algorithm defaults, KEXINIT encoding and negotiation (RFC 4253 §7.1).
+
+Owns the preference lists (DESIGN.md "Security defaults"), strict-kex and
+ext-info markers, and the choice of one algorithm per category. The client's
+preference wins: the first client entry the server also supports.
+Pure: imports no I/O.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from geossh.errors import IncompatiblePeer
+from geossh.proto import wire
+from geossh.proto.constants import MSG
+
+STRICT_KEX_SERVER = "kex-strict-s-v00@openssh.com"
+STRICT_KEX_CLIENT = "kex-strict-c-v00@openssh.com"
+EXT_INFO_CLIENT = "ext-info-c"
+EXT_INFO_SERVER = "ext-info-s"
+MARKERS = frozenset(
+    {STRICT_KEX_SERVER, STRICT_KEX_CLIENT, EXT_INFO_CLIENT, EXT_INFO_SERVER}
+)
+
+DEFAULT_KEX = (
+    "mlkem768x25519-sha256",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group14-sha256",
+)
+GEX_KEX = ("diffie-hellman-group-exchange-sha256",)
+LEGACY_KEX = ("diffie-hellman-group14-sha1", "diffie-hellman-group1-sha1")
+
+DEFAULT_HOST_KEY_ALGORITHMS = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+)
+LEGACY_HOST_KEY_ALGORITHMS = ("ssh-rsa",)
+
+DEFAULT_CIPHERS = (
+    "chacha20-poly1305@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+)
+LEGACY_CIPHERS = ("aes128-cbc", "aes256-cbc")
+
+DEFAULT_MACS = (
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+)
+LEGACY_MACS = ("hmac-sha1-etm@openssh.com", "hmac-sha1")
+
+DEFAULT_COMPRESSION = ("none",)
+ALL_COMPRESSION = ("none", "zlib@openssh.com", "zlib")
+
+# Which plain key type signs for each host-key / signature algorithm.
+KEY_TYPE_FOR_ALGORITHM = {
+    "ssh-ed25519": "ssh-ed25519",
+    "ecdsa-sha2-nistp256": "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384": "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521": "ecdsa-sha2-nistp521",
+    "rsa-sha2-512": "ssh-rsa",
+    "rsa-sha2-256": "ssh-rsa",
+    "ssh-rsa": "ssh-rsa",
+}
+
+
+@dataclass(frozen=True)
+class KexInit:
+    """A decoded SSH_MSG_KEXINIT (RFC 4253 §7.1)."""
+
+    cookie: bytes
+    kex: list[str]
+    host_key: list[str]
+    ciphers_c2s: list[str]
+    ciphers_s2c: list[str]
+    macs_c2s: list[str]
+    macs_s2c: list[str]
+    compression_c2s: list[str]
+    compression_s2c: list[str]
+    languages_c2s: list[str]
+    languages_s2c: list[str]
+    first_kex_follows: bool
+
+    @classmethod
+    def decode(cls, payload: bytes) -> KexInit:
+        """Decode a KEXINIT payload (including its message byte)."""
+        reader = wire.Reader(payload, 1)
+        cookie = reader.raw(16)
+        lists = [reader.name_list() for _ in range(10)]
+        follows = reader.boolean()
+        reader.u32()  # reserved
+        reader.check_end()
+        return cls(cookie, *lists, first_kex_follows=follows)
+
+    def encode(self) -> bytes:
+        """Encode as a KEXINIT payload."""
+        lists = (
+            self.kex, self.host_key, self.ciphers_c2s, self.ciphers_s2c,
+            self.macs_c2s, self.macs_s2c, self.compression_c2s,
+            self.compression_s2c, self.languages_c2s, self.languages_s2c,
+        )  # fmt: skip
+        parts = [bytes((MSG.KEXINIT,)), self.cookie]
+        parts.extend(wire.name_list(names) for names in lists)
+        parts.append(wire.boolean(self.first_kex_follows))
+        parts.append(wire.u32(0))
+        return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class ServerPreferences:
+    """The algorithms this server offers, strongest first."""
+
+    kex: tuple[str, ...] = DEFAULT_KEX
+    host_key: tuple[str, ...] = DEFAULT_HOST_KEY_ALGORITHMS
+    ciphers: tuple[str, ...] = DEFAULT_CIPHERS
+    macs: tuple[str, ...] = DEFAULT_MACS
+    compression: tuple[str, ...] = DEFAULT_COMPRESSION
+    strict_kex: bool = True
+
+    def build_kexinit(self, available_key_types: set[str], *, initial: bool) -> KexInit:
+        """Our KEXINIT, offering only host-key algorithms we hold a key for.
+
+        The strict-kex marker goes only into the first KEXINIT
+        (OpenSSH PROTOCOL §1.10).
+        """
+        host_keys = [
+            alg for alg in self.host_key if KEY_TYPE_FOR_ALGORITHM.get(alg) in available_key_types
+        ]
+        kex = list(self.kex)
+        if self.strict_kex and initial:
+            kex.append(STRICT_KEX_SERVER)
+        return KexInit(
+            cookie=os.urandom(16),
+            kex=kex,
+            host_key=host_keys,
+            ciphers_c2s=list(self.ciphers),
+            ciphers_s2c=list(self.ciphers),
+            macs_c2s=list(self.macs),
+            macs_s2c=list(self.macs),
+            compression_c2s=list(self.compression),
+            compression_s2c=list(self.compression),
+            languages_c2s=[],
+            languages_s2c=[],
+            first_kex_follows=False,
+        )
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """The outcome of one algorithm negotiation."""
+
+    kex: str
+    host_key: str
+    cipher_c2s: str
+    cipher_s2c: str
+    mac_c2s: str
+    mac_s2c: str
+    compression_c2s: str
+    compression_s2c: str
+    strict_kex: bool
+    client_ext_info: bool
+    guess_was_right: bool
+
+
+def _choose(category: str, client: list[str], server: list[str]) -> str:
+    for name in client:
+        if name in server and name not in MARKERS:
+            return name
+    raise IncompatiblePeer(f"Incompatible ssh peer (no acceptable {category})")
+
+
+def negotiate(client: KexInit, server: KexInit, aead_ciphers: set[str]) -> Negotiated:
+    """Pick one algorithm per category, client preference first (RFC 4253 §7.1)."""
+    kex = _choose("kex algorithm", client.kex, server.kex)
+    host_key = _choose("host key", client.host_key, server.host_key)
+    c2s = _choose("cipher", client.ciphers_c2s, server.ciphers_c2s)
+    s2c = _choose("cipher", client.ciphers_s2c, server.ciphers_s2c)
+    mac_c2s = "" if c2s in aead_ciphers else _choose("mac", client.macs_c2s, server.macs_c2s)
+    mac_s2c = "" if s2c in aead_ciphers else _choose("mac", client.macs_s2c, server.macs_s2c)
+    comp_c2s = _choose("compression", client.compression_c2s, server.compression_c2s)
+    comp_s2c = _choose("compression", client.compression_s2c, server.compression_s2c)
+    real_client_kex = [name for name in client.kex if name not in MARKERS]
+    guess_right = (
+        bool(real_client_kex)
+        and real_client_kex[0] == kex
+        and bool(client.host_key)
+        and client.host_key[0] == host_key
+    )
+    return Negotiated(
+        kex=kex,
+        host_key=host_key,
+        cipher_c2s=c2s,
+        cipher_s2c=s2c,
+        mac_c2s=mac_c2s,
+        mac_s2c=mac_s2c,
+        compression_c2s=comp_c2s,
+        compression_s2c=comp_s2c,
+        strict_kex=STRICT_KEX_SERVER in server.kex and STRICT_KEX_CLIENT in client.kex,
+        client_ext_info=EXT_INFO_CLIENT in client.kex,
+        guess_was_right=guess_right,
+    )

@@ -1,0 +1,443 @@
+"""The connection protocol, server side (RFC 4254): global requests and channels.
+
+Theory of operation
+-------------------
+Each channel has a local id (ours, from 0 upward, reused after close) and
+moves through::
+
+    OPENING (peer asked; awaiting accept/reject)   --accept--> OPEN
+    REQUESTED (we asked; awaiting the peer)        --confirm--> OPEN
+    OPEN --EOF either way--> OPEN (eof flags set)
+    OPEN --CLOSE sent / received--> CLOSING --the other CLOSE--> freed
+
+A channel is freed, and ``ChannelClosed`` emitted, once CLOSE has gone both
+ways (RFC 4254 §5.3). Messages for ids that were never open are protocol
+errors; messages for a channel we already closed are dropped, since they
+may have crossed our CLOSE on the wire. Data beyond the advertised window or
+maximum packet is a protocol error. CHANNEL_DATA has a fast path that slices
+the payload without a general decoder. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import struct
+from collections import deque
+
+from geossh.errors import LocalProtocolError, RemoteProtocolError
+from geossh.proto import wire
+from geossh.proto.config import ServerConfig
+from geossh.proto.constants import MSG, OpenFailure
+from geossh.proto.events import (
+    ChannelClosed,
+    ChannelDataReceived,
+    ChannelEOFReceived,
+    ChannelOpenConfirmed,
+    ChannelOpenFailed,
+    ChannelOpenRequested,
+    ChannelReplyReceived,
+    ChannelRequestReceived,
+    ChannelWindowOpened,
+    Event,
+    GlobalReplyReceived,
+    GlobalRequestReceived,
+)
+from geossh.proto.transport import TransportLayer
+from geossh.proto.window import InboundWindow, OutboundWindow
+
+_log = logging.getLogger("geossh.channel")
+_HEAD = struct.Struct(">BII")
+_EXT_HEAD = struct.Struct(">BIII")
+_DATA_OVERHEAD = 9  # msg byte, recipient, length
+
+
+class ChannelPhase(enum.Enum):
+    """The life of one channel (see the module docstring)."""
+
+    OPENING = "opening"
+    REQUESTED = "requested"
+    OPEN = "open"
+    CLOSING = "closing"
+
+
+class ChannelState:
+    """Protocol state of one channel."""
+
+    __slots__ = (
+        "close_received",
+        "close_sent",
+        "eof_received",
+        "eof_sent",
+        "inbound",
+        "kind",
+        "local_id",
+        "outbound",
+        "pending_replies",
+        "phase",
+        "remote_id",
+    )
+
+    def __init__(self, local_id: int, kind: str, inbound: InboundWindow) -> None:
+        self.local_id = local_id
+        self.kind = kind
+        self.remote_id = -1
+        self.phase = ChannelPhase.OPENING
+        self.inbound = inbound
+        self.outbound = OutboundWindow(0, 1)
+        self.eof_received = self.eof_sent = False
+        self.close_received = self.close_sent = False
+        self.pending_replies = 0
+
+
+class ChannelLayer:
+    """The channel table and global requests of one connection."""
+
+    def __init__(self, config: ServerConfig, transport: TransportLayer, events: deque[Event]):
+        self.config = config
+        self.transport = transport
+        self.events = events
+        self.channels: dict[int, ChannelState] = {}
+        self._next_id = 0
+        self._pending_global_replies = 0
+        self._incoming_global = 0
+        self._handlers = {
+            MSG.GLOBAL_REQUEST: self._on_global_request,
+            MSG.REQUEST_SUCCESS: self._on_global_reply,
+            MSG.REQUEST_FAILURE: self._on_global_reply,
+            MSG.CHANNEL_OPEN: self._on_open,
+            MSG.CHANNEL_OPEN_CONFIRMATION: self._on_open_confirmation,
+            MSG.CHANNEL_OPEN_FAILURE: self._on_open_failure,
+            MSG.CHANNEL_WINDOW_ADJUST: self._on_window_adjust,
+            MSG.CHANNEL_DATA: self._on_data,
+            MSG.CHANNEL_EXTENDED_DATA: self._on_extended_data,
+            MSG.CHANNEL_EOF: self._on_eof,
+            MSG.CHANNEL_CLOSE: self._on_close,
+            MSG.CHANNEL_REQUEST: self._on_request,
+            MSG.CHANNEL_SUCCESS: self._on_channel_reply,
+            MSG.CHANNEL_FAILURE: self._on_channel_reply,
+        }
+
+    def handle(self, payload: bytes) -> bool:
+        """Process one connection-layer message; False if unknown."""
+        handler = self._handlers.get(payload[0])
+        if handler is None:
+            return False
+        handler(payload)
+        return True
+
+    # -- lookup -----------------------------------------------------------------
+    def _channel(self, payload: bytes) -> ChannelState | None:
+        """The open channel a message names; None if it crossed our CLOSE."""
+        if len(payload) < 5:
+            raise RemoteProtocolError("truncated channel message")
+        local_id = struct.unpack_from(">I", payload, 1)[0]
+        chan = self.channels.get(local_id)
+        if chan is None or chan.phase is ChannelPhase.OPENING:
+            raise RemoteProtocolError(f"message {payload[0]} for unknown channel {local_id}")
+        if chan.close_sent and payload[0] != MSG.CHANNEL_CLOSE:
+            return None  # crossed our CLOSE on the wire
+        return chan
+
+    def _allocate_id(self) -> int:
+        while self._next_id in self.channels:
+            self._next_id = (self._next_id + 1) & 0xFFFFFF
+        local_id = self._next_id
+        self._next_id = (self._next_id + 1) & 0xFFFFFF
+        return local_id
+
+    # -- global requests (RFC 4254 §4) ------------------------------------------
+    def _on_global_request(self, payload: bytes) -> None:
+        reader = wire.Reader(payload, 1)
+        kind = reader.ascii(256)
+        want_reply = reader.boolean()
+        if want_reply:
+            self._incoming_global += 1
+            if self._incoming_global > self.config.max_pending_global_requests:
+                raise RemoteProtocolError("too many global requests in flight")
+        self.events.append(GlobalRequestReceived(kind, want_reply, reader.rest()))
+
+    def reply_global_request(self, success: bool, data: bytes = b"") -> None:
+        """Answer the oldest global request that wanted a reply."""
+        if self._incoming_global <= 0:
+            raise LocalProtocolError("no global request awaits a reply")
+        self._incoming_global -= 1
+        msg = MSG.REQUEST_SUCCESS if success else MSG.REQUEST_FAILURE
+        self.transport.send(bytes((msg,)) + (data if success else b""))
+
+    def send_global_request(self, kind: str, want_reply: bool, data: bytes = b"") -> None:
+        """Send a GLOBAL_REQUEST (e.g. a keepalive)."""
+        if want_reply:
+            self._pending_global_replies += 1
+        self.transport.send(
+            bytes((MSG.GLOBAL_REQUEST,)) + wire.string(kind) + wire.boolean(want_reply) + data
+        )
+
+    def _on_global_reply(self, payload: bytes) -> None:
+        if self._pending_global_replies <= 0:
+            raise RemoteProtocolError("global request reply without a request")
+        self._pending_global_replies -= 1
+        success = payload[0] == MSG.REQUEST_SUCCESS
+        self.events.append(GlobalReplyReceived(success, payload[1:]))
+
+    # -- opening channels (RFC 4254 §5.1) ---------------------------------------
+    def _on_open(self, payload: bytes) -> None:
+        reader = wire.Reader(payload, 1)
+        kind = reader.ascii(256)
+        remote_id = reader.u32()
+        window = reader.u32()
+        max_packet = reader.u32()
+        if len(self.channels) >= self.config.max_channels:
+            _log.warning("refusing %s channel: %d channels open", kind, len(self.channels))
+            self.transport.send(
+                _open_failure(remote_id, OpenFailure.RESOURCE_SHORTAGE, "too many channels")
+            )
+            return
+        local_id = self._allocate_id()
+        cfg = self.config
+        chan = ChannelState(
+            local_id, kind, InboundWindow(cfg.default_window_size, cfg.default_max_packet_size)
+        )
+        chan.remote_id = remote_id
+        chan.outbound = OutboundWindow(window, max_packet)
+        self.channels[local_id] = chan
+        self.events.append(ChannelOpenRequested(local_id, kind, reader.rest()))
+
+    def accept_channel(self, local_id: int) -> None:
+        """Confirm a channel the peer asked to open."""
+        chan = self._opening(local_id)
+        chan.phase = ChannelPhase.OPEN
+        self.transport.send(
+            _HEAD.pack(MSG.CHANNEL_OPEN_CONFIRMATION, chan.remote_id, local_id)
+            + wire.u32(chan.inbound.size)
+            + wire.u32(chan.inbound.max_packet)
+        )
+
+    def reject_channel(self, local_id: int, code: int, description: str = "") -> None:
+        """Refuse a channel the peer asked to open."""
+        chan = self._opening(local_id)
+        del self.channels[local_id]
+        self.transport.send(_open_failure(chan.remote_id, code, description))
+
+    def _opening(self, local_id: int) -> ChannelState:
+        chan = self.channels.get(local_id)
+        if chan is None or chan.phase is not ChannelPhase.OPENING:
+            raise LocalProtocolError(f"channel {local_id} is not awaiting a decision")
+        return chan
+
+    def open_channel(
+        self, kind: str, data: bytes, window: int | None = None, max_packet: int | None = None
+    ) -> int:
+        """Ask the peer to open a channel; return its local id."""
+        local_id = self._allocate_id()
+        cfg = self.config
+        inbound = InboundWindow(
+            window or cfg.default_window_size, max_packet or cfg.default_max_packet_size
+        )
+        chan = ChannelState(local_id, kind, inbound)
+        chan.phase = ChannelPhase.REQUESTED
+        self.channels[local_id] = chan
+        self.transport.send(
+            bytes((MSG.CHANNEL_OPEN,))
+            + wire.string(kind)
+            + wire.u32(local_id)
+            + wire.u32(inbound.size)
+            + wire.u32(inbound.max_packet)
+            + data
+        )
+        return local_id
+
+    def _requested(self, payload: bytes) -> tuple[ChannelState, wire.Reader]:
+        reader = wire.Reader(payload, 1)
+        local_id = reader.u32()
+        chan = self.channels.get(local_id)
+        if chan is None or chan.phase is not ChannelPhase.REQUESTED:
+            raise RemoteProtocolError(f"open reply for channel {local_id} we did not open")
+        return chan, reader
+
+    def _on_open_confirmation(self, payload: bytes) -> None:
+        chan, reader = self._requested(payload)
+        chan.remote_id = reader.u32()
+        window, max_packet = reader.u32(), reader.u32()
+        chan.outbound = OutboundWindow(window, max_packet)
+        chan.phase = ChannelPhase.OPEN
+        self.events.append(ChannelOpenConfirmed(chan.local_id, reader.rest()))
+
+    def _on_open_failure(self, payload: bytes) -> None:
+        chan, reader = self._requested(payload)
+        code = reader.u32()
+        description = reader.string(4096).decode("utf-8", "replace")
+        del self.channels[chan.local_id]
+        self.events.append(ChannelOpenFailed(chan.local_id, code, description))
+
+    # -- data and flow control (RFC 4254 §5.2) ----------------------------------
+    def _on_window_adjust(self, payload: bytes) -> None:
+        chan = self._channel(payload)
+        if len(payload) != 9:
+            raise RemoteProtocolError("malformed WINDOW_ADJUST")
+        if chan is None:
+            return
+        chan.outbound.adjust(struct.unpack_from(">I", payload, 5)[0])
+        self.events.append(ChannelWindowOpened(chan.local_id))
+
+    def _on_data(self, payload: bytes) -> None:
+        chan = self._channel(payload)
+        if len(payload) < _DATA_OVERHEAD:
+            raise RemoteProtocolError("truncated CHANNEL_DATA")
+        length = struct.unpack_from(">I", payload, 5)[0]
+        if length != len(payload) - _DATA_OVERHEAD:
+            raise RemoteProtocolError("CHANNEL_DATA length mismatch")
+        self._deliver(chan, payload[_DATA_OVERHEAD:], 0)
+
+    def _on_extended_data(self, payload: bytes) -> None:
+        chan = self._channel(payload)
+        if len(payload) < 13:
+            raise RemoteProtocolError("truncated CHANNEL_EXTENDED_DATA")
+        _, _, stream, length = _EXT_HEAD.unpack_from(payload)
+        if length != len(payload) - 13:
+            raise RemoteProtocolError("CHANNEL_EXTENDED_DATA length mismatch")
+        self._deliver(chan, payload[13:], stream)
+
+    def _deliver(self, chan: ChannelState | None, data: bytes, stream: int) -> None:
+        if chan is None:
+            return
+        chan.inbound.receive(len(data))
+        if chan.eof_received:
+            _log.debug("channel %d: dropping data after EOF", chan.local_id)
+            return
+        self.events.append(ChannelDataReceived(chan.local_id, data, stream))
+
+    def consume(self, local_id: int, length: int) -> None:
+        """The application read ``length`` bytes: grant more window when due."""
+        chan = self.channels.get(local_id)
+        if chan is None or chan.close_sent or chan.close_received or chan.eof_received:
+            return
+        increment = chan.inbound.consume(length)
+        if increment:
+            self.transport.send(_HEAD.pack(MSG.CHANNEL_WINDOW_ADJUST, chan.remote_id, increment))
+
+    def send_data(self, local_id: int, data: bytes | memoryview, stream: int = 0) -> int:
+        """Send as much of ``data`` as the peer's window allows; return the count."""
+        chan = self._open_for_sending(local_id)
+        out = chan.outbound
+        total = out.take(len(data))
+        step = out.max_packet
+        send = self.transport.send
+        view = memoryview(data)
+        for start in range(0, total, step):
+            chunk = view[start : start + step]
+            if stream:
+                head = _EXT_HEAD.pack(MSG.CHANNEL_EXTENDED_DATA, chan.remote_id, stream, len(chunk))
+            else:
+                head = _HEAD.pack(MSG.CHANNEL_DATA, chan.remote_id, len(chunk))
+            send(head + chunk)
+        return total
+
+    def send_window(self, local_id: int) -> int:
+        """Bytes the peer's window allows us to send now."""
+        chan = self.channels.get(local_id)
+        return chan.outbound.remaining if chan is not None else 0
+
+    def _open_for_sending(self, local_id: int) -> ChannelState:
+        chan = self.channels.get(local_id)
+        if chan is None or chan.phase is not ChannelPhase.OPEN or chan.close_sent:
+            raise LocalProtocolError(f"channel {local_id} is not open")
+        if chan.eof_sent:
+            raise LocalProtocolError(f"channel {local_id}: EOF already sent")
+        return chan
+
+    # -- requests (RFC 4254 §5.4) ---------------------------------------------
+    def _on_request(self, payload: bytes) -> None:
+        chan = self._channel(payload)
+        reader = wire.Reader(payload, 5)
+        kind = reader.ascii(256)
+        want_reply = reader.boolean()
+        if chan is None:
+            return
+        self.events.append(ChannelRequestReceived(chan.local_id, kind, want_reply, reader.rest()))
+
+    def reply_channel_request(self, local_id: int, success: bool) -> None:
+        """Answer a channel request that wanted a reply."""
+        chan = self.channels.get(local_id)
+        if chan is None or chan.close_sent:
+            return
+        msg = MSG.CHANNEL_SUCCESS if success else MSG.CHANNEL_FAILURE
+        self.transport.send(struct.pack(">BI", msg, chan.remote_id))
+
+    def send_request(self, local_id: int, kind: str, want_reply: bool, data: bytes = b"") -> None:
+        """Send a CHANNEL_REQUEST (exit-status, exit-signal, keepalive, …)."""
+        chan = self.channels.get(local_id)
+        if chan is None or chan.phase is not ChannelPhase.OPEN or chan.close_sent:
+            raise LocalProtocolError(f"channel {local_id} is not open")
+        if want_reply:
+            chan.pending_replies += 1
+        self.transport.send(
+            struct.pack(">BI", MSG.CHANNEL_REQUEST, chan.remote_id)
+            + wire.string(kind)
+            + wire.boolean(want_reply)
+            + data
+        )
+
+    def _on_channel_reply(self, payload: bytes) -> None:
+        chan = self._channel(payload)
+        if len(payload) != 5:
+            raise RemoteProtocolError("malformed channel reply")
+        if chan is None:
+            return
+        if chan.pending_replies <= 0:
+            raise RemoteProtocolError("channel reply without a request")
+        chan.pending_replies -= 1
+        self.events.append(
+            ChannelReplyReceived(chan.local_id, payload[0] == MSG.CHANNEL_SUCCESS)
+        )
+
+    # -- EOF and close (RFC 4254 §5.3) ------------------------------------------
+    def _on_eof(self, payload: bytes) -> None:
+        chan = self._channel(payload)
+        if len(payload) != 5:
+            raise RemoteProtocolError("malformed CHANNEL_EOF")
+        if chan is None or chan.eof_received:
+            return
+        chan.eof_received = True
+        self.events.append(ChannelEOFReceived(chan.local_id))
+
+    def _on_close(self, payload: bytes) -> None:
+        chan = self._channel(payload)
+        if len(payload) != 5:
+            raise RemoteProtocolError("malformed CHANNEL_CLOSE")
+        assert chan is not None
+        chan.close_received = True
+        if not chan.close_sent:
+            chan.close_sent = True
+            self.transport.send(struct.pack(">BI", MSG.CHANNEL_CLOSE, chan.remote_id))
+        self._free(chan)
+
+    def send_eof(self, local_id: int) -> None:
+        """We will send no more data on the channel."""
+        chan = self.channels.get(local_id)
+        if chan is None or chan.phase is not ChannelPhase.OPEN or chan.eof_sent or chan.close_sent:
+            return
+        chan.eof_sent = True
+        self.transport.send(struct.pack(">BI", MSG.CHANNEL_EOF, chan.remote_id))
+
+    def close(self, local_id: int) -> None:
+        """Close the channel from our side (EOF first, as OpenSSH does)."""
+        chan = self.channels.get(local_id)
+        if chan is None or chan.close_sent or chan.phase is not ChannelPhase.OPEN:
+            return
+        self.send_eof(local_id)
+        chan.close_sent = True
+        chan.phase = ChannelPhase.CLOSING
+        self.transport.send(struct.pack(">BI", MSG.CHANNEL_CLOSE, chan.remote_id))
+
+    def _free(self, chan: ChannelState) -> None:
+        del self.channels[chan.local_id]
+        self.events.append(ChannelClosed(chan.local_id))
+
+
+def _open_failure(remote_id: int, code: int, description: str) -> bytes:
+    return (
+        struct.pack(">BII", MSG.CHANNEL_OPEN_FAILURE, remote_id, code)
+        + wire.string(description)
+        + wire.string(b"en")
+    )

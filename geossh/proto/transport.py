@@ -1,0 +1,401 @@
+"""The SSH transport layer, server side (RFC 4253): version, kex, keys, generic messages.
+
+Theory of operation
+-------------------
+Bytes arrive through ``receive_data``; ``next_packet`` decodes one packet at
+a time and handles the transport's own messages itself (DISCONNECT, IGNORE,
+DEBUG, UNIMPLEMENTED, KEXINIT, NEWKEYS and the method-specific kex messages
+30-49), returning every other packet to the caller. Outgoing payloads go
+through ``send``; between our KEXINIT and our NEWKEYS only transport and kex
+messages go out, everything else is held and flushed after NEWKEYS
+(RFC 4253 §7.1).
+
+Key exchange state (``KexState``)::
+
+    IDLE --(we send KEXINIT: start or re-key)--> KEXINIT_SENT
+    IDLE --(peer KEXINIT: we answer with ours)--> EXCHANGING
+    KEXINIT_SENT --(peer KEXINIT)--> EXCHANGING
+    EXCHANGING --(method done: reply + our NEWKEYS sent)--> AWAIT_NEWKEYS
+    AWAIT_NEWKEYS --(peer NEWKEYS)--> IDLE
+
+Any other (state, message) pair is a protocol error. Strict kex
+(OpenSSH PROTOCOL §1.10, the Terrapin fix): when both sides offer it, the
+peer's KEXINIT must be packet 0, nothing but kex messages may arrive during
+the initial exchange, and both sequence numbers restart at every NEWKEYS.
+
+Pure: no gevent, sockets, threads or clocks; time arrives as ``now``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import deque
+
+from geossh.errors import LocalProtocolError, MessageOrderError, RemoteProtocolError
+from geossh.proto import wire
+from geossh.proto.algorithms import (
+    GEX_KEX,
+    KEY_TYPE_FOR_ALGORITHM,
+    KexInit,
+    Negotiated,
+    negotiate,
+)
+from geossh.proto.cipher import CIPHERS, key_sizes
+from geossh.proto.config import ServerConfig
+from geossh.proto.constants import MSG, DisconnectReason
+from geossh.proto.events import DisconnectReceived, Event, KexCompleted, VersionReceived
+from geossh.proto.kex import KEX_METHODS, KexContext, ServerKex, create_server_kex, derive_key
+from geossh.proto.keys import SSHKey
+from geossh.proto.packet import DirectionKeys, PacketReader, PacketWriter
+from geossh.proto.version import VersionParser
+
+_log = logging.getLogger("geossh.transport")
+
+# Messages allowed out while a key exchange holds everything else back.
+_KEX_SAFE_OUT = frozenset({1, 2, 3, 4, 20, 21, *range(30, 50)})
+_AEAD = frozenset(name for name, info in CIPHERS.items() if info.is_aead)
+
+
+class KexState(enum.Enum):
+    """Where the key exchange stands (see the module docstring)."""
+
+    IDLE = "idle"
+    KEXINIT_SENT = "kexinit-sent"
+    EXCHANGING = "exchanging"
+    AWAIT_NEWKEYS = "await-newkeys"
+
+
+class _HostKeySigner:
+    """Signs the exchange hash with the host key of the negotiated algorithm."""
+
+    def __init__(self, key: SSHKey, algorithm: str) -> None:
+        self.public_blob = key.public_blob
+        self._key = key
+        self._algorithm = algorithm
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data, self._algorithm)
+
+
+class TransportLayer:
+    """Server-side transport protocol state for one connection."""
+
+    def __init__(self, config: ServerConfig, events: deque[Event], now: float) -> None:
+        self.config = config
+        self.events = events
+        self.reader = PacketReader(config.max_packet_size)
+        self.writer = PacketWriter()
+        self.now = now
+        self.started_at = now
+        self.client_version: str | None = None
+        self.session_id: bytes | None = None
+        self.negotiated: Negotiated | None = None
+        self.initial_kex_done = False
+        self.strict_kex = False
+        self.closed = False
+        self.kex_state = KexState.IDLE
+        self._version = VersionParser()
+        self._out: list[bytes] = [config.server_version.encode("ascii") + b"\r\n"]
+        self._held: list[bytes] = []
+        self._server_kexinit: KexInit | None = None
+        self._server_kexinit_bytes = b""
+        self._client_kexinit_bytes = b""
+        self._kex: ServerKex | None = None
+        self._ignore_guessed_packet = False
+        self._pending_in_keys: DirectionKeys | None = None
+        self._keys_at = now
+        self._handlers = {
+            MSG.DISCONNECT: self._on_disconnect,
+            MSG.IGNORE: self._on_ignorable,
+            MSG.DEBUG: self._on_ignorable,
+            MSG.UNIMPLEMENTED: self._on_ignorable,
+            MSG.KEXINIT: self._on_kexinit,
+            MSG.NEWKEYS: self._on_newkeys,
+        }
+        self._send_kexinit()
+
+    # -- input ----------------------------------------------------------------
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed bytes read from the peer."""
+        self.now = now
+        if self.closed:
+            return
+        if self.client_version is not None:
+            self.reader.feed(data)
+            return
+        result = self._version.feed(data)
+        if result is None:
+            return
+        self.client_version, leftover = result
+        self.events.append(VersionReceived(self.client_version))
+        if leftover:
+            self.reader.feed(leftover)
+
+    def next_packet(self) -> tuple[int, bytes] | None:
+        """Decode packets until one is not the transport's own; None if none is ready."""
+        while not self.closed and self.client_version is not None:
+            packet = self.reader.next_packet()
+            if packet is None:
+                return None
+            seq, payload = packet
+            if not payload:
+                raise RemoteProtocolError("empty packet")
+            msg = payload[0]
+            if self.strict_kex and not self.initial_kex_done and msg not in (1, 20, 21):
+                if not 30 <= msg < 50:
+                    raise MessageOrderError(f"message {msg} during strict initial key exchange")
+            handler = self._handlers.get(msg)
+            if handler is not None:
+                handler(seq, payload)
+            elif 30 <= msg < 50:
+                self._on_kex_message(payload)
+            elif not self.initial_kex_done or self.kex_state in (
+                KexState.EXCHANGING,
+                KexState.AWAIT_NEWKEYS,
+            ):
+                raise RemoteProtocolError(f"message {msg} not allowed during key exchange")
+            else:
+                self._check_rekey_volume()
+                return seq, payload
+        return None
+
+    # -- output -----------------------------------------------------------------
+    def send(self, payload: bytes) -> None:
+        """Queue one message; non-kex messages wait while a key exchange runs."""
+        if self.closed:
+            return
+        if self.kex_state is not KexState.IDLE and payload[0] not in _KEX_SAFE_OUT:
+            if self.kex_state is not KexState.AWAIT_NEWKEYS:
+                self._held.append(payload)
+                return
+        self._out.append(self.writer.encode(payload))
+
+    def send_many(self, payloads: list[bytes]) -> None:
+        """Queue several messages in order."""
+        for payload in payloads:
+            self.send(payload)
+
+    def data_to_send(self) -> bytes:
+        """Everything encoded since the last call, ready for one ``sendall``."""
+        self._check_rekey_volume()
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    @property
+    def sending_blocked(self) -> bool:
+        """True while user data must wait for the key exchange to finish."""
+        return self.kex_state in (KexState.KEXINIT_SENT, KexState.EXCHANGING)
+
+    def send_disconnect(self, code: int, description: str) -> None:
+        """Send SSH_MSG_DISCONNECT (RFC 4253 §11.1) and stop."""
+        if self.closed:
+            return
+        payload = (
+            bytes((MSG.DISCONNECT,))
+            + wire.u32(code)
+            + wire.string(description)
+            + wire.string(b"")
+        )
+        self._out.append(self.writer.encode(payload))
+        self.closed = True
+
+    def send_unimplemented(self, seq: int) -> None:
+        """Answer a packet we do not understand (RFC 4253 §11.4)."""
+        self.send(bytes((MSG.UNIMPLEMENTED,)) + wire.u32(seq))
+
+    def send_ignore(self, data: bytes) -> None:
+        """Send SSH_MSG_IGNORE carrying ``data``."""
+        self.send(bytes((MSG.IGNORE,)) + wire.string(data))
+
+    def start_rekey(self) -> None:
+        """Begin a server-initiated key re-exchange (no-op if one runs)."""
+        if not self.initial_kex_done:
+            raise LocalProtocolError("initial key exchange has not completed")
+        if self.kex_state is KexState.IDLE and not self.closed:
+            self._send_kexinit()
+
+    # -- timers -------------------------------------------------------------------
+    def deadline(self) -> float | None:
+        """The next moment ``handle_timer`` must run, or None."""
+        cfg = self.config
+        if self.client_version is None:
+            return self.started_at + cfg.banner_timeout
+        if not self.initial_kex_done:
+            return self.started_at + cfg.banner_timeout + cfg.handshake_timeout
+        if cfg.rekey_seconds is not None and self.kex_state is KexState.IDLE:
+            return self._keys_at + cfg.rekey_seconds
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Act on expired deadlines: handshake timeouts and time-based re-key."""
+        self.now = now
+        cfg = self.config
+        if self.client_version is None and now >= self.started_at + cfg.banner_timeout:
+            raise RemoteProtocolError("timeout waiting for the identification line")
+        limit = self.started_at + cfg.banner_timeout + cfg.handshake_timeout
+        if not self.initial_kex_done and now >= limit:
+            raise RemoteProtocolError("key exchange timed out", DisconnectReason.KEY_EXCHANGE_FAILED)
+        if (
+            self.initial_kex_done
+            and cfg.rekey_seconds is not None
+            and now >= self._keys_at + cfg.rekey_seconds
+        ):
+            self.start_rekey()
+
+    # -- transport messages ---------------------------------------------------
+    def _on_disconnect(self, seq: int, payload: bytes) -> None:
+        reader = wire.Reader(payload, 1)
+        code = reader.u32()
+        description = reader.string(4096).decode("utf-8", "replace")
+        self.closed = True
+        self.events.append(DisconnectReceived(code, description))
+
+    def _on_ignorable(self, seq: int, payload: bytes) -> None:
+        if payload[0] == MSG.UNIMPLEMENTED and len(payload) >= 5:
+            _log.debug("peer sent UNIMPLEMENTED for packet %d", wire.Reader(payload, 1).u32())
+
+    def _on_kexinit(self, seq: int, payload: bytes) -> None:
+        if self.kex_state in (KexState.EXCHANGING, KexState.AWAIT_NEWKEYS):
+            raise RemoteProtocolError("KEXINIT during a key exchange")
+        client = KexInit.decode(payload)
+        if self.kex_state is KexState.IDLE:
+            self._send_kexinit()
+        assert self._server_kexinit is not None
+        negotiated = negotiate(client, self._server_kexinit, set(_AEAD))
+        if not self.initial_kex_done:
+            self.strict_kex = negotiated.strict_kex
+            if self.strict_kex and seq != 0:
+                raise MessageOrderError("In strict-kex mode, but KEXINIT was not the first packet")
+        self.negotiated = negotiated
+        self._client_kexinit_bytes = payload
+        self._kex = create_server_kex(negotiated.kex, self._kex_context(negotiated))
+        self._ignore_guessed_packet = client.first_kex_follows and not negotiated.guess_was_right
+        self.kex_state = KexState.EXCHANGING
+        _log.debug("negotiated %s", negotiated)
+
+    def _kex_context(self, negotiated: Negotiated) -> KexContext:
+        key = self.config.host_keys[KEY_TYPE_FOR_ALGORITHM[negotiated.host_key]]
+        assert self.client_version is not None
+        return KexContext(
+            client_version=self.client_version.encode("ascii"),
+            server_version=self.config.server_version.encode("ascii"),
+            client_kexinit=self._client_kexinit_bytes,
+            server_kexinit=self._server_kexinit_bytes,
+            host_key=_HostKeySigner(key, negotiated.host_key),
+            moduli=self.config.moduli,
+        )
+
+    def _on_kex_message(self, payload: bytes) -> None:
+        if self.kex_state is not KexState.EXCHANGING or self._kex is None:
+            raise RemoteProtocolError(f"unexpected key exchange message {payload[0]}")
+        if self._ignore_guessed_packet:
+            # RFC 4253 §7: the client guessed wrong; drop its first kex packet.
+            self._ignore_guessed_packet = False
+            return
+        if payload[0] not in self._kex.expected_messages():
+            raise RemoteProtocolError(f"unexpected key exchange message {payload[0]}")
+        for reply in self._kex.receive(payload[0], payload):
+            self._out.append(self.writer.encode(reply))
+        if self._kex.done:
+            self._finish_kex(self._kex)
+
+    def _finish_kex(self, kex: ServerKex) -> None:
+        negotiated = self.negotiated
+        assert negotiated is not None
+        if self.session_id is None:
+            self.session_id = kex.exchange_hash
+        out_keys = self._derive(kex, negotiated, outbound=True)
+        self._pending_in_keys = self._derive(kex, negotiated, outbound=False)
+        self._out.append(self.writer.encode(bytes((MSG.NEWKEYS,))))
+        self.writer.set_keys(out_keys)
+        if self.strict_kex:
+            self.writer.reset_sequence()
+        if not self.initial_kex_done and negotiated.client_ext_info and self.config.server_sig_algs:
+            self._out.append(self.writer.encode(self._ext_info()))
+        self.kex_state = KexState.AWAIT_NEWKEYS
+        self._kex = None
+        held, self._held = self._held, []
+        for payload in held:
+            self._out.append(self.writer.encode(payload))
+
+    def _on_newkeys(self, seq: int, payload: bytes) -> None:
+        if self.kex_state is not KexState.AWAIT_NEWKEYS or self._pending_in_keys is None:
+            raise RemoteProtocolError("unexpected NEWKEYS")
+        if len(payload) != 1:
+            raise RemoteProtocolError("malformed NEWKEYS")
+        self.reader.set_keys(self._pending_in_keys)
+        if self.strict_kex:
+            self.reader.reset_sequence()
+        self._pending_in_keys = None
+        self.kex_state = KexState.IDLE
+        self._keys_at = self.now
+        initial = not self.initial_kex_done
+        self.initial_kex_done = True
+        self.events.append(KexCompleted(initial))
+
+    # -- helpers --------------------------------------------------------------
+    def _send_kexinit(self) -> None:
+        prefs = self.config.preferences
+        kexinit = prefs.build_kexinit(set(self.config.host_keys), initial=not self.initial_kex_done)
+        usable = [
+            name
+            for name in kexinit.kex
+            if name not in KEX_METHODS or (name not in GEX_KEX or self.config.moduli)
+        ]
+        kexinit = KexInit(**{**kexinit.__dict__, "kex": usable})
+        self._server_kexinit = kexinit
+        self._server_kexinit_bytes = kexinit.encode()
+        self._out.append(self.writer.encode(self._server_kexinit_bytes))
+        self.kex_state = KexState.KEXINIT_SENT
+
+    def _derive(self, kex: ServerKex, negotiated: Negotiated, *, outbound: bool) -> DirectionKeys:
+        assert self.session_id is not None
+        if outbound:
+            cipher, mac, comp, letters = (
+                negotiated.cipher_s2c, negotiated.mac_s2c, negotiated.compression_s2c, b"BDF",
+            )  # fmt: skip
+        else:
+            cipher, mac, comp, letters = (
+                negotiated.cipher_c2s, negotiated.mac_c2s, negotiated.compression_c2s, b"ACE",
+            )  # fmt: skip
+        iv_len, key_len, mac_len = key_sizes(cipher, mac or None)
+
+        def make(letter: int, size: int) -> bytes:
+            if size == 0:
+                return b""
+            assert self.session_id is not None
+            return derive_key(
+                kex.hash_name, kex.shared_secret, kex.exchange_hash,
+                bytes((letter,)), self.session_id, size,
+            )  # fmt: skip
+
+        return DirectionKeys(
+            cipher=cipher,
+            mac=mac,
+            compression=comp,
+            iv=make(letters[0], iv_len),
+            key=make(letters[1], key_len),
+            mac_key=make(letters[2], mac_len),
+        )
+
+    def _ext_info(self) -> bytes:
+        """EXT_INFO with server-sig-algs (RFC 8308 §3.1)."""
+        value = ",".join(self.config.server_sig_algs)
+        return (
+            bytes((MSG.EXT_INFO,))
+            + wire.u32(1)
+            + wire.string(b"server-sig-algs")
+            + wire.string(value)
+        )
+
+    def _check_rekey_volume(self) -> None:
+        if self.kex_state is not KexState.IDLE or not self.initial_kex_done or self.closed:
+            return
+        limit = self.config.rekey_bytes
+        if self.reader.bytes_since_keys > limit or self.writer.bytes_since_keys > limit:
+            _log.debug("re-keying after %d bytes", limit)
+            self._send_kexinit()

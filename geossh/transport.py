@@ -1,0 +1,748 @@
+"""``Transport``: paramiko's server-side Transport API over one greenlet per connection.
+
+The connection greenlet (``start_server``) runs ``SocketPump``: it feeds
+the pure protocol core and dispatches its events here, calling the
+``ServerInterface`` synchronously where paramiko's transport thread does.
+Application greenlets use ``accept()``, ``open_channel()`` and the
+``Channel`` objects. Nothing polls: every wait is a gevent primitive.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket as stdlib_socket
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import gevent
+import gevent.socket
+from gevent.event import Event
+
+from geossh import __version__
+from geossh.authentication import AuthBridge
+from geossh.callbacks import (
+    call,
+    channel_open_result,
+    channel_request_result,
+    global_request_reply,
+    open_succeeded,
+)
+from geossh.channel import Channel
+from geossh.common import CONNECTION_FAILED_CODE, DEFAULT_MAX_PACKET_SIZE, DEFAULT_WINDOW_SIZE
+from geossh.errors import ChannelException, RemoteProtocolError, SSHException
+from geossh.message import Message
+from geossh.pkey import PKey
+from geossh.proto import algorithms as algs
+from geossh.proto import events as ev
+from geossh.proto import wire
+from geossh.proto.cipher import CIPHERS, MACS
+from geossh.proto.config import ServerConfig
+from geossh.proto.connection import Connection
+from geossh.proto.constants import DisconnectReason
+from geossh.proto.kex import KEX_METHODS, load_moduli
+from geossh.security import SecurityOptions
+from geossh.server import ServerInterface
+from geossh.util import ClosingContextManager
+from geossh._green.pump import ConnectionEnded, SocketPump
+
+_conn_ids = itertools.count(1)
+_MODULI_PATHS = ("/etc/ssh/moduli", "/usr/local/etc/moduli")
+
+
+class _ConnLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes log lines with ``[conn=N ip:port]``."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['prefix']}] {msg}", kwargs  # type: ignore[index]
+
+
+def _cooperative(sock: Any) -> tuple[Any, Any]:
+    """A gevent-cooperative socket for ``sock`` (and the original to close too)."""
+    if isinstance(sock, (tuple, str)):
+        raise SSHException("geossh's Transport is server-side: pass an accepted socket")
+    if isinstance(sock, gevent.socket.socket):
+        green, original = sock, None
+    elif isinstance(sock, stdlib_socket.socket):
+        green = gevent.socket.socket(
+            sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno())
+        )
+        original = sock
+    else:
+        return sock, None  # a socket-like object: used as it is
+    green.settimeout(None)
+    if green.family in (stdlib_socket.AF_INET, stdlib_socket.AF_INET6):
+        try:
+            green.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+    return green, original
+
+
+class Transport(ClosingContextManager):
+    """One SSH connection, server side (paramiko.Transport)."""
+
+    _PROTO_ID = "2.0"
+    _CLIENT_ID = f"geossh_{__version__}"
+    _preferred_kex: tuple[str, ...] = algs.DEFAULT_KEX + algs.GEX_KEX
+    _preferred_keys: tuple[str, ...] = algs.DEFAULT_HOST_KEY_ALGORITHMS
+    _preferred_pubkeys: tuple[str, ...] = algs.DEFAULT_HOST_KEY_ALGORITHMS
+    _preferred_ciphers: tuple[str, ...] = algs.DEFAULT_CIPHERS
+    _preferred_macs: tuple[str, ...] = algs.DEFAULT_MACS
+    _preferred_compression: tuple[str, ...] = algs.DEFAULT_COMPRESSION
+    _cipher_info: Mapping[str, Any] = CIPHERS
+    _mac_info: Mapping[str, Any] = MACS
+    _key_info: Mapping[str, Any] = {
+        **algs.KEY_TYPE_FOR_ALGORITHM,
+        **{f"{k}-cert-v01@openssh.com": v for k, v in algs.KEY_TYPE_FOR_ALGORITHM.items()},
+    }
+    _kex_info: Mapping[str, Any] = KEX_METHODS
+    _compression_info: Mapping[str, Any] = {name: name for name in algs.ALL_COMPRESSION}
+    _modulus_pack: list[tuple[int, int]] | None = None
+    _active_check_timeout = 0.1
+
+    def __init__(
+        self,
+        sock: Any,
+        default_window_size: int = DEFAULT_WINDOW_SIZE,
+        default_max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        gss_kex: bool = False,
+        gss_deleg_creds: bool = True,
+        disabled_algorithms: Mapping[str, Iterable[str]] | None = None,
+        server_sig_algs: bool = True,
+        strict_kex: bool = True,
+        packetizer_class: Any = None,
+    ) -> None:
+        self.sock, self._original_sock = _cooperative(sock)
+        self.default_window_size = default_window_size
+        self.default_max_packet_size = default_max_packet_size
+        self.disabled_algorithms = {k: tuple(v) for k, v in (disabled_algorithms or {}).items()}
+        self.server_sig_algs = server_sig_algs
+        self.advertise_strict_kex = strict_kex
+        self.agreed_on_strict_kex = False
+        self.local_version = f"SSH-{self._PROTO_ID}-{self._CLIENT_ID}"
+        self.remote_version = ""
+        self.banner_timeout = 15.0
+        self.handshake_timeout = 15.0
+        self.auth_timeout = 120.0  # login grace time (server side)
+        self.max_auth_tries = 6
+        self.max_channels = 64
+        self.channel_timeout = 3600.0
+        self.clear_to_send_timeout = 30.0
+        self.rekey_bytes = 1 << 30
+        self.rekey_seconds: float | None = 3600.0
+        self.server_mode = False
+        self.server_object: ServerInterface | None = None
+        self.server_key_dict: dict[str, PKey] = {}
+        self.server_accepts: list[Channel] = []
+        self.subsystem_table: dict[str, tuple[Any, tuple[Any, ...], dict[str, Any]]] = {}
+        self.active = False
+        self.authenticated = False
+        self.initial_kex_done = False
+        self.hostname = None
+        self.session_id: bytes | None = None
+        self.host_key_type: str | None = None
+        self.local_cipher = self.remote_cipher = ""
+        self.local_mac = self.remote_mac = ""
+        self.local_compression = self.remote_compression = "none"
+        self.completion_event: Any = None
+        self.saved_exception: BaseException | None = None
+        self.name = f"geossh.Transport-{id(self):x}"
+        self.daemon = True
+        self._conn_id = next(_conn_ids)
+        self._log_name = "geossh.transport"
+        self._hexdump = False
+        self._keepalive = 0.0
+        self._last_keepalive = time.monotonic()
+        self._channels: dict[int, Channel] = {}
+        self._accept_event = Event()
+        self._kex_event = Event()
+        self._global_replies: list[Event] = []
+        self._global_results: dict[Event, ev.GlobalReplyReceived] = {}
+        self._greenlet: gevent.Greenlet[..., Any] | None = None
+        self._conn: Connection = None  # type: ignore[assignment]
+        self._pump: SocketPump | None = None
+        self._no_more_sessions = False
+        self.logger = _ConnLogger(logging.getLogger(self._log_name), {"prefix": self._prefix()})
+
+    # -- identity and logging -------------------------------------------------
+    def _prefix(self) -> str:
+        peer = self.getpeername()
+        return f"conn={self._conn_id} {peer[0]}:{peer[1]}"
+
+    def __repr__(self) -> str:
+        out = f"<geossh.Transport at {id(self):#x}"
+        if not self.active:
+            out += " (unconnected)"
+        elif self.local_cipher:
+            out += f" (cipher {self.local_cipher})"
+            if self.authenticated:
+                out += f" (active; {len(self._channels)} open channel(s))"
+            else:
+                out += " (connected; awaiting auth)"
+        else:
+            out += " (connecting)"
+        return out + ">"
+
+    def set_log_channel(self, name: str) -> None:
+        """Log under ``name`` instead of ``geossh.transport``."""
+        self._log_name = name
+        self.logger = _ConnLogger(logging.getLogger(name), {"prefix": self._prefix()})
+
+    def get_log_channel(self) -> str:
+        """The logger name this transport uses."""
+        return self._log_name
+
+    def set_hexdump(self, hexdump: bool) -> None:
+        """Record whether packet dumps are wanted (dumps go to TRACE logging)."""
+        self._hexdump = bool(hexdump)
+
+    def get_hexdump(self) -> bool:
+        """Whether packet dumps were asked for."""
+        return self._hexdump
+
+    def getpeername(self) -> Any:
+        """The peer's address, or ``("unknown", 0)``."""
+        getter = getattr(self.sock, "getpeername", None)
+        if getter is None:
+            return ("unknown", 0)
+        try:
+            return getter()
+        except OSError:
+            return ("unknown", 0)
+
+    # -- configuration --------------------------------------------------------------
+    def _filtered(self, category: str, names: tuple[str, ...]) -> tuple[str, ...]:
+        disabled = set(self.disabled_algorithms.get(category, ()))
+        return tuple(name for name in names if name not in disabled)
+
+    @property
+    def preferred_kex(self) -> tuple[str, ...]:
+        """Kex algorithms offered (after ``disabled_algorithms``)."""
+        return self._filtered("kex", self._preferred_kex)
+
+    @property
+    def preferred_keys(self) -> tuple[str, ...]:
+        """Host-key algorithms offered."""
+        return self._filtered("keys", self._preferred_keys)
+
+    @property
+    def preferred_pubkeys(self) -> tuple[str, ...]:
+        """Public-key algorithms accepted for user authentication."""
+        return self._filtered("pubkeys", self._preferred_pubkeys)
+
+    @property
+    def preferred_ciphers(self) -> tuple[str, ...]:
+        """Ciphers offered."""
+        return self._filtered("ciphers", self._preferred_ciphers)
+
+    @property
+    def preferred_macs(self) -> tuple[str, ...]:
+        """MACs offered."""
+        return self._filtered("macs", self._preferred_macs)
+
+    @property
+    def preferred_compression(self) -> tuple[str, ...]:
+        """Compression methods offered."""
+        return self._filtered("compression", self._preferred_compression)
+
+    def get_security_options(self) -> SecurityOptions:
+        """A view whose lists can be changed before ``start_server``."""
+        return SecurityOptions(self)
+
+    def use_compression(self, compress: bool = True) -> None:
+        """Offer zlib compression (only before ``start_server``)."""
+        self._preferred_compression = (
+            ("zlib@openssh.com", "zlib", "none") if compress else ("none",)
+        )
+
+    def set_gss_host(self, gss_host: Any, trust_dns: bool = True, gssapi_requested: bool = True):
+        """Accepted for paramiko 4.x code; geossh has no GSSAPI."""
+
+    def add_server_key(self, key: PKey) -> None:
+        """Add a host key (one per type; a later one replaces an earlier)."""
+        if not key.can_sign():
+            raise SSHException("host key must include its private part")
+        self.server_key_dict[key.get_name()] = key
+        if key.get_name() == "ssh-rsa":
+            self.server_key_dict["rsa-sha2-256"] = key
+            self.server_key_dict["rsa-sha2-512"] = key
+
+    def get_server_key(self) -> PKey | None:
+        """The host key of the negotiated type (None before key exchange)."""
+        if self.host_key_type is None:
+            return None
+        return self.server_key_dict.get(self.host_key_type)
+
+    @staticmethod
+    def load_server_moduli(filename: str | None = None) -> bool:
+        """Load primes for diffie-hellman-group-exchange (class-wide); True on success."""
+        for path in ([filename] if filename else []) + list(_MODULI_PATHS):
+            try:
+                with open(path) as handle:
+                    moduli = load_moduli(handle.read())
+            except OSError:
+                continue
+            if moduli:
+                Transport._modulus_pack = moduli
+                return True
+        return False
+
+    def set_subsystem_handler(self, name: str, handler: Any, *args: Any, **kwargs: Any) -> None:
+        """Register ``handler(channel, name, server, *args, **kwargs)`` for a subsystem."""
+        self.subsystem_table[name] = (handler, args, kwargs)
+
+    def _get_subsystem_handler(self, name: str) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        return self.subsystem_table.get(name, (None, (), {}))
+
+    def _server_config(self) -> ServerConfig:
+        keys = {key.get_name(): key.ssh_key for key in self.server_key_dict.values()}
+        host_key_algs = tuple(a for a in self.preferred_keys if not a.endswith("-cert-v01@openssh.com"))
+        prefs = algs.ServerPreferences(
+            kex=self.preferred_kex,
+            host_key=host_key_algs,
+            ciphers=self.preferred_ciphers,
+            macs=self.preferred_macs,
+            compression=self.preferred_compression,
+            strict_kex=self.advertise_strict_kex,
+        )
+        return ServerConfig(
+            host_keys=keys,
+            preferences=prefs,
+            server_version=self.local_version,
+            pubkey_algorithms=self.preferred_pubkeys,
+            server_sig_algs=self.preferred_pubkeys if self.server_sig_algs else (),
+            moduli=Transport._modulus_pack or (),
+            rekey_bytes=self.rekey_bytes,
+            rekey_seconds=self.rekey_seconds,
+            banner_timeout=self.banner_timeout,
+            handshake_timeout=self.handshake_timeout,
+            auth_timeout=self.auth_timeout,
+            max_auth_tries=self.max_auth_tries,
+            default_window_size=self.default_window_size,
+            default_max_packet_size=self.default_max_packet_size,
+            max_channels=self.max_channels,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start_server(self, event: Any = None, server: ServerInterface | None = None) -> None:
+        """Start serving; with ``event``, return at once and set it after the first kex.
+
+        Without ``event``, block until the first key exchange completed (raising
+        the reason if it failed). Authentication continues in the background.
+        """
+        if self._greenlet is not None:
+            raise SSHException("Transport already started")
+        self.server_mode = True
+        self.server_object = server if server is not None else ServerInterface()
+        self.active = True
+        self.completion_event = event
+        self._conn = Connection(self._server_config(), time.monotonic())
+        self._auth = AuthBridge(self.server_object, self._conn.auth, self.logger)
+        self._auth.peer_address = str(self.getpeername()[0])
+        self._pump = SocketPump(
+            self.sock, self._conn, self._dispatch, self._keepalive_deadline, self._on_timer
+        )
+        self._greenlet = gevent.spawn(self._run)
+        if event is not None:
+            return
+        self._kex_event.wait()
+        if not self.initial_kex_done:
+            exc = self.get_exception()
+            raise exc if exc is not None else SSHException("Negotiation failed.")
+
+    def _run(self) -> None:
+        assert self._pump is not None
+        self.logger.debug("starting greenlet (server mode)")
+        try:
+            self._pump.run()
+            if self._pump.write_error is not None:
+                self.logger.debug("write failed: %s", self._pump.write_error)
+        except RemoteProtocolError as exc:
+            self.logger.warning("Disconnecting: %s (reason %d)", exc, exc.code)
+            self.saved_exception = exc
+            self._conn.send_disconnect(exc.code, str(exc))
+            self._final_flush()
+        except (ConnectionEnded, EOFError):
+            self.logger.debug("EOF in transport greenlet")
+        except OSError as exc:
+            self.logger.debug("Socket exception: %s", exc)
+            self.saved_exception = exc
+        except gevent.GreenletExit:
+            pass
+        except Exception as exc:
+            self.logger.error("Unknown exception: %s", exc, exc_info=True)
+            self.saved_exception = exc
+            self._conn.send_disconnect(DisconnectReason.PROTOCOL_ERROR, "internal error")
+            self._final_flush()
+        finally:
+            self._shutdown()
+
+    def _final_flush(self) -> None:
+        if self._pump is not None:
+            with gevent.Timeout(5, False):
+                self._pump.flush()
+
+    def _shutdown(self) -> None:
+        self.active = False
+        for chan in list(self._channels.values()):
+            chan._mark_closed()
+        self._channels.clear()
+        self._accept_event.set()
+        self._kex_event.set()
+        for waiter in self._global_replies:
+            waiter.set()
+        for sock in (self.sock, self._original_sock):
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+        if self.completion_event is not None:
+            self.completion_event.set()
+
+    def close(self) -> None:
+        """Send DISCONNECT (by application), close every channel and the socket."""
+        if self._greenlet is None:
+            self._shutdown()
+            return
+        if not self.active:
+            return
+        self._conn.send_disconnect(DisconnectReason.BY_APPLICATION, "closed by application")
+        if gevent.getcurrent() is self._greenlet:
+            return  # the loop sees the closed core and ends after this callback
+        self._final_flush()
+        self._greenlet.kill(block=True, timeout=5)
+
+    def atfork(self) -> None:
+        """After fork: drop the connection without speaking on it."""
+        self._shutdown()
+
+    def is_active(self) -> bool:
+        """True until the connection ends."""
+        return self.active
+
+    def is_authenticated(self) -> bool:
+        """True once the client authenticated (and the connection is up)."""
+        return self.active and self.authenticated
+
+    def get_username(self) -> str | None:
+        """The user name of the first authentication request (paramiko semantics)."""
+        if not self.active or self._conn is None:
+            return None
+        return self._conn.auth.username
+
+    def get_exception(self) -> BaseException | None:
+        """Return and clear the error that ended the connection."""
+        exc, self.saved_exception = self.saved_exception, None
+        return exc
+
+    def get_banner(self) -> None:
+        """Client-side only: a server receives no banner."""
+        return None
+
+    # -- Thread API -------------------------------------------------------------------
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the connection's greenlet ends."""
+        if self._greenlet is not None:
+            self._greenlet.join(timeout)
+
+    def is_alive(self) -> bool:
+        """True while the connection's greenlet runs."""
+        return self._greenlet is not None and not self._greenlet.dead
+
+    isAlive = is_alive
+
+    @property
+    def ident(self) -> int | None:
+        """An identifier of the connection greenlet (Thread API)."""
+        return id(self._greenlet) if self._greenlet is not None else None
+
+    # -- I/O helpers used by channels -----------------------------------------------
+    def _flush(self) -> None:
+        if self._pump is not None:
+            self._pump.flush()
+
+    def _consumed(self, chanid: int, length: int) -> None:
+        self._conn.channels.consume(chanid, length)
+        self._flush()
+
+    # -- event dispatch (runs in the connection greenlet) -----------------------------
+    def _dispatch(self, event: ev.Event) -> None:
+        handler = self._event_handlers.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _on_data(self, event: ev.ChannelDataReceived) -> None:
+        chan = self._channels.get(event.channel_id)
+        if chan is not None:
+            chan._feed(event.data, event.stream)
+
+    def _on_version(self, event: ev.VersionReceived) -> None:
+        self.remote_version = event.version
+        self.logger.info("Connected (version %s, client %s)", *event.version[4:].split("-", 1))
+
+    def _on_kex(self, event: ev.KexCompleted) -> None:
+        core = self._conn.transport
+        negotiated = core.negotiated
+        assert negotiated is not None
+        self.session_id = core.session_id
+        self.host_key_type = negotiated.host_key
+        self.local_cipher, self.remote_cipher = negotiated.cipher_s2c, negotiated.cipher_c2s
+        self.local_mac, self.remote_mac = negotiated.mac_s2c, negotiated.mac_c2s
+        self.local_compression = negotiated.compression_s2c
+        self.remote_compression = negotiated.compression_c2s
+        self.agreed_on_strict_kex = core.strict_kex
+        if event.initial:
+            self.initial_kex_done = True
+            if self.completion_event is not None:
+                self.completion_event.set()
+        self._kex_event.set()
+
+    def _on_disconnect(self, event: ev.DisconnectReceived) -> None:
+        self.logger.info("Disconnect (code %d): %s", event.code, event.description)
+
+    def _on_auth_service(self, event: ev.AuthServiceStarted) -> None:
+        self._auth.banner()
+
+    def _on_auth(self, event: ev.AuthRequested) -> None:
+        self._auth.handle(event)
+
+    def _on_auth_success(self, event: ev.AuthSucceeded) -> None:
+        self.authenticated = True
+
+    def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
+        server = self.server_object
+        assert server is not None
+        chanid = event.channel_id
+        if event.kind == "session" and self._no_more_sessions:
+            result: Any = 1
+        else:
+            result = channel_open_result(server, self.logger, chanid, event.kind, event.data)
+        if not open_succeeded(result):
+            self.logger.debug("Rejected %s channel %d (%s)", event.kind, chanid, result)
+            self._conn.channels.reject_channel(chanid, int(result) or 1, "")
+            return
+        chan = Channel(chanid)
+        chan.transport = self
+        chan.kind = event.kind
+        chan.active = 1
+        chan.remote_chanid = self._conn.channels.channels[chanid].remote_id
+        self._channels[chanid] = chan
+        self._conn.channels.accept_channel(chanid)
+        self.server_accepts.append(chan)
+        self._accept_event.set()
+        self.logger.debug("Secsh channel %d (%s) opened.", chanid, event.kind)
+
+    def _on_channel_request(self, event: ev.ChannelRequestReceived) -> None:
+        chan = self._channels.get(event.channel_id)
+        if chan is None or self.server_object is None:
+            ok = False
+        else:
+            ok = channel_request_result(
+                self.server_object, self.logger, chan, event.kind, event.data
+            )
+        if event.want_reply:
+            self._conn.channels.reply_channel_request(event.channel_id, ok)
+
+    def _on_eof(self, event: ev.ChannelEOFReceived) -> None:
+        chan = self._channels.get(event.channel_id)
+        if chan is not None:
+            chan._feed_eof()
+
+    def _on_window(self, event: ev.ChannelWindowOpened) -> None:
+        chan = self._channels.get(event.channel_id)
+        if chan is not None:
+            chan._window_opened()
+
+    def _on_closed(self, event: ev.ChannelClosed) -> None:
+        chan = self._channels.pop(event.channel_id, None)
+        if chan is not None:
+            chan._mark_closed()
+            if chan in self.server_accepts:
+                self.server_accepts.remove(chan)
+
+    def _on_open_reply(self, event: ev.ChannelOpenConfirmed | ev.ChannelOpenFailed) -> None:
+        chan = self._channels.get(event.channel_id)
+        if chan is None:
+            return
+        if isinstance(event, ev.ChannelOpenFailed):
+            chan._open_error = (event.code, event.description)
+            self._channels.pop(event.channel_id, None)
+        else:
+            chan.active = 1
+            chan.remote_chanid = self._conn.channels.channels[event.channel_id].remote_id
+        chan.event.set()
+
+    def _on_global_request(self, event: ev.GlobalRequestReceived) -> None:
+        assert self.server_object is not None
+        if event.kind == "no-more-sessions@openssh.com":
+            self._no_more_sessions = True
+            ok, data = True, b""
+        else:
+            ok, data = global_request_reply(self.server_object, self.logger, event.kind, event.data)
+        if event.want_reply:
+            self._conn.channels.reply_global_request(ok, data)
+
+    def _on_global_reply(self, event: ev.GlobalReplyReceived) -> None:
+        if self._global_replies:
+            waiter = self._global_replies.pop(0)
+            self._global_results[waiter] = event
+            waiter.set()
+
+    _event_handlers: dict[type, Any] = {
+        ev.ChannelDataReceived: _on_data,
+        ev.ChannelWindowOpened: _on_window,
+        ev.VersionReceived: _on_version,
+        ev.KexCompleted: _on_kex,
+        ev.DisconnectReceived: _on_disconnect,
+        ev.AuthServiceStarted: _on_auth_service,
+        ev.AuthRequested: _on_auth,
+        ev.AuthSucceeded: _on_auth_success,
+        ev.ChannelOpenRequested: _on_channel_open,
+        ev.ChannelRequestReceived: _on_channel_request,
+        ev.ChannelEOFReceived: _on_eof,
+        ev.ChannelClosed: _on_closed,
+        ev.ChannelOpenConfirmed: _on_open_reply,
+        ev.ChannelOpenFailed: _on_open_reply,
+        ev.GlobalRequestReceived: _on_global_request,
+        ev.GlobalReplyReceived: _on_global_reply,
+    }
+
+    # -- application calls ------------------------------------------------------------
+    def accept(self, timeout: float | None = None) -> Channel | None:
+        """The oldest channel the client opened; waits once, None on timeout or close."""
+        if not self.server_accepts and self.active:
+            self._accept_event.clear()
+            self._accept_event.wait(timeout)
+        if self.server_accepts:
+            return self.server_accepts.pop(0)
+        return None
+
+    def open_channel(
+        self,
+        kind: str,
+        dest_addr: tuple[str, int] | None = None,
+        src_addr: tuple[str, int] | None = None,
+        window_size: int | None = None,
+        max_packet_size: int | None = None,
+        timeout: float | None = None,
+    ) -> Channel:
+        """Open a channel to the client and wait for its answer."""
+        if not self.active or self._conn is None:
+            raise SSHException("SSH session not active")
+        data = b""
+        if kind in ("forwarded-tcpip", "direct-tcpip"):
+            assert dest_addr is not None and src_addr is not None
+            data = wire.string(dest_addr[0]) + wire.u32(dest_addr[1])
+            data += wire.string(src_addr[0]) + wire.u32(src_addr[1])
+        elif kind == "x11":
+            assert src_addr is not None
+            data = wire.string(src_addr[0]) + wire.u32(src_addr[1])
+        elif kind == "forwarded-streamlocal@openssh.com":
+            assert dest_addr is not None
+            data = wire.string(str(dest_addr)) + wire.string(b"")
+        window = max(32768, min(window_size or self.default_window_size, 0xFFFFFFFF))
+        packet = max(4096, min(max_packet_size or self.default_max_packet_size, 0xFFFFFFFF))
+        chanid = self._conn.channels.open_channel(kind, data, window, packet)
+        chan = Channel(chanid)
+        chan.transport = self
+        chan.kind = kind
+        self._channels[chanid] = chan
+        self._flush()
+        chan.event.wait(self.channel_timeout if timeout is None else timeout)
+        if chan._open_error is not None:
+            code, _ = chan._open_error
+            raise ChannelException(code, CONNECTION_FAILED_CODE.get(code, "Unknown error"))
+        if not chan.active:
+            self._channels.pop(chanid, None)
+            if not self.active:
+                raise SSHException("Unable to open channel.")
+            raise SSHException("Timeout opening channel.")
+        return chan
+
+    def open_session(
+        self,
+        window_size: int | None = None,
+        max_packet_size: int | None = None,
+        timeout: float | None = None,
+    ) -> Channel:
+        """Open a session channel to the peer."""
+        return self.open_channel("session", None, None, window_size, max_packet_size, timeout)
+
+    def open_forwarded_tcpip_channel(
+        self, src_addr: tuple[str, int], dest_addr: tuple[str, int]
+    ) -> Channel:
+        """Open ``forwarded-tcpip`` for a connection to a remote-forwarded port."""
+        return self.open_channel("forwarded-tcpip", dest_addr, src_addr)
+
+    def open_x11_channel(self, src_addr: tuple[str, int] | None = None) -> Channel:
+        """Open an ``x11`` channel to the client."""
+        return self.open_channel("x11", src_addr=src_addr or ("127.0.0.1", 0))
+
+    def open_forward_agent_channel(self) -> Channel:
+        """Open ``auth-agent@openssh.com`` to reach the client's agent."""
+        return self.open_channel("auth-agent@openssh.com")
+
+    def global_request(self, kind: str, data: Iterable[Any] | None = None, wait: bool = True):
+        """Send a global request; with ``wait``, return the reply Message or None."""
+        if not self.active:
+            return None
+        body = Message().add(*data).asbytes() if data else b""
+        waiter = Event() if wait else None
+        if waiter is not None:
+            self._global_replies.append(waiter)
+        self._conn.channels.send_global_request(kind, wait, body)
+        self._flush()
+        if waiter is None:
+            return None
+        waiter.wait()
+        reply = self._global_results.pop(waiter, None)
+        if reply is None or not reply.success:
+            return None
+        return Message(reply.data)
+
+    def send_ignore(self, byte_count: int | None = None) -> None:
+        """Send SSH_MSG_IGNORE with random bytes (10-41 by default)."""
+        if not self.active:
+            return
+        count = byte_count if byte_count is not None else 10 + os.urandom(1)[0] % 32
+        self._conn.transport.send_ignore(os.urandom(count))
+        self._flush()
+
+    def set_keepalive(self, interval: float) -> None:
+        """Send a keepalive global request after ``interval`` s without output (0: off)."""
+        self._keepalive = float(interval)
+        self._last_keepalive = time.monotonic()
+
+    def _keepalive_deadline(self) -> float | None:
+        if not self._keepalive:
+            return None
+        return self._last_keepalive + self._keepalive
+
+    def _on_timer(self, now: float) -> None:
+        if self._keepalive and now >= self._last_keepalive + self._keepalive:
+            self._last_keepalive = now
+            if self._conn.auth.authenticated:
+                self._conn.channels.send_global_request("keepalive@lag.net", False)
+
+    def renegotiate_keys(self) -> None:
+        """Start a key re-exchange and wait for it to finish."""
+        if not self.active:
+            raise SSHException("SSH session not active")
+        self._kex_event.clear()
+        self._conn.transport.start_rekey()
+        self._flush()
+        self._kex_event.wait(self.clear_to_send_timeout)
+        if not self.active:
+            raise SSHException("Negotiation failed.")
+
+    def run(self) -> None:
+        """Thread API: the body of the connection greenlet."""
+        self._run()
+
+    def stop_thread(self) -> None:
+        """Stop the connection greenlet (used by ``close``)."""
+        self.close()
