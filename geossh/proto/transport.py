@@ -55,6 +55,18 @@ _log = logging.getLogger("geossh.transport")
 # Messages allowed out while a key exchange holds everything else back.
 _KEX_SAFE_OUT = frozenset({1, 2, 3, 4, 20, 21, *range(30, 50)})
 _AEAD = frozenset(name for name, info in CIPHERS.items() if info.is_aead)
+# Transport-range numbers no RFC assigns: answered with UNIMPLEMENTED, even
+# during a key exchange, which allows messages 1-29 (RFC 4253 §7.1, §11.4).
+_UNASSIGNED_TRANSPORT = frozenset({*range(8, 20), *range(22, 30)})
+# During the strict initial key exchange only these may arrive (OpenSSH
+# PROTOCOL §1.10): DISCONNECT, KEXINIT, NEWKEYS and the method's messages.
+_STRICT_ALLOWED = frozenset({1, 20, 21, *range(30, 50)})
+_DATA_MESSAGES = frozenset({MSG.CHANNEL_DATA, MSG.CHANNEL_EXTENDED_DATA})
+# Non-data messages we may hold back while a key exchange runs. Replies the
+# peer provokes (channel/global request replies) would otherwise pile up
+# without bound while it delays its KEXINIT (the ping-during-kex problem,
+# CVE-2025-26466); past this many the connection ends.
+MAX_HELD_CONTROL = 1024
 
 
 class KexState(enum.Enum):
@@ -170,6 +182,13 @@ class TransportLayer:
                 self._held.append(payload)
                 return
         self._out.append(self.writer.encode(payload))
+        if payload[0] == MSG.USERAUTH_SUCCESS:
+            self._start_delayed_compression()
+
+    def _start_delayed_compression(self) -> None:
+        """zlib@openssh.com starts right after USERAUTH_SUCCESS is encoded (both ways)."""
+        self.writer.enable_delayed_compression()
+        self.reader.enable_delayed_compression()
 
     def send_many(self, payloads: list[bytes]) -> None:
         """Queue several messages in order."""
@@ -321,6 +340,8 @@ class TransportLayer:
         held, self._held = self._held, []
         for payload in held:
             self._out.append(self.writer.encode(payload))
+            if payload[0] == MSG.USERAUTH_SUCCESS:
+                self._start_delayed_compression()
 
     def _on_newkeys(self, seq: int, payload: bytes) -> None:
         if self.kex_state is not KexState.AWAIT_NEWKEYS or self._pending_in_keys is None:

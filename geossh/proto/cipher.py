@@ -1,0 +1,392 @@
+"""Packet protection: the cipher and MAC registries and per-direction transforms.
+
+Owns the SSH names, key sizes and block sizes of every cipher and MAC, and
+the cryptographic transform of one packet in one direction:
+
+* ``chacha20-poly1305@openssh.com`` (OpenSSH PROTOCOL.chacha20poly1305),
+* ``aes128-gcm@openssh.com`` / ``aes256-gcm@openssh.com`` (RFC 5647 §7 as
+  OpenSSH does it: the packet length is clear and authenticated),
+* ``aes*-ctr`` (RFC 4344) and legacy ``aes*-cbc`` with an HMAC, either
+  encrypt-and-MAC (RFC 4253 §6.4) or OpenSSH's encrypt-then-MAC ``-etm``.
+
+Framing (padding, length checks, sequence numbers, buffering) belongs to
+packet.py; this module sees one whole packet at a time. All primitives come
+from ``cryptography``; only SSH's own constructions are assembled here.
+
+Pure core: must not import gevent, socket, threading, select or time.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from hmac import compare_digest
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+from geossh.errors import LocalProtocolError, MACError
+
+Buffer = bytes | bytearray | memoryview
+
+# Cipher modes (CipherInfo.mode).
+CHACHA20_POLY1305 = "chacha20-poly1305"
+GCM = "gcm"
+CTR = "ctr"
+CBC = "cbc"
+
+#: Tag length of both AEAD ciphers.
+AEAD_TAG_SIZE = 16
+#: Block size used for padding before any keys are in effect (RFC 4253 §6).
+CLEARTEXT_BLOCK_SIZE = 8
+
+_U32 = struct.Struct(">I")
+# cryptography's ChaCha20 takes a 16-byte "nonce": the 64-bit little-endian
+# block counter (0 here) followed by OpenSSH's nonce, the uint64 seqno.
+_CHACHA_NONCE = struct.Struct(">8xQ")
+# RFC 5647 §7.1: 4-byte fixed field || 8-byte invocation counter.
+_GCM_NONCE = struct.Struct(">4sQ")
+_ZERO_BLOCK = bytes(64)
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class CipherInfo:
+    """Static facts about one cipher (sizes in bytes)."""
+
+    name: str
+    key_size: int
+    iv_size: int
+    block_size: int
+    is_aead: bool
+    mode: str
+    legacy: bool = False
+
+
+@dataclass(frozen=True)
+class MacInfo:
+    """Static facts about one MAC (sizes in bytes)."""
+
+    name: str
+    key_size: int
+    digest_size: int
+    etm: bool
+    hash_name: str
+    legacy: bool = False
+
+
+def _cipher_table() -> dict[str, CipherInfo]:
+    rows = [
+        CipherInfo("chacha20-poly1305@openssh.com", 64, 0, 8, True, CHACHA20_POLY1305),
+        CipherInfo("aes128-gcm@openssh.com", 16, 12, 16, True, GCM),
+        CipherInfo("aes256-gcm@openssh.com", 32, 12, 16, True, GCM),
+        CipherInfo("aes128-ctr", 16, 16, 16, False, CTR),
+        CipherInfo("aes192-ctr", 24, 16, 16, False, CTR),
+        CipherInfo("aes256-ctr", 32, 16, 16, False, CTR),
+        CipherInfo("aes128-cbc", 16, 16, 16, False, CBC, legacy=True),
+        CipherInfo("aes256-cbc", 32, 16, 16, False, CBC, legacy=True),
+    ]
+    return {row.name: row for row in rows}
+
+
+def _mac_table() -> dict[str, MacInfo]:
+    rows = [
+        MacInfo("hmac-sha2-256-etm@openssh.com", 32, 32, True, "sha256"),
+        MacInfo("hmac-sha2-512-etm@openssh.com", 64, 64, True, "sha512"),
+        MacInfo("hmac-sha2-256", 32, 32, False, "sha256"),
+        MacInfo("hmac-sha2-512", 64, 64, False, "sha512"),
+        MacInfo("hmac-sha1-etm@openssh.com", 20, 20, True, "sha1", legacy=True),
+        MacInfo("hmac-sha1", 20, 20, False, "sha1", legacy=True),
+    ]
+    return {row.name: row for row in rows}
+
+
+#: Every cipher we implement, strongest first; ``legacy`` ones are opt-in.
+CIPHERS: dict[str, CipherInfo] = _cipher_table()
+#: Every MAC we implement, strongest first; ``legacy`` ones are opt-in.
+MACS: dict[str, MacInfo] = _mac_table()
+
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha512": hashes.SHA512,
+}
+
+
+def cipher_info(name: str) -> CipherInfo:
+    """Look up a cipher; an unknown name is a ``LocalProtocolError``."""
+    try:
+        return CIPHERS[name]
+    except KeyError:
+        raise LocalProtocolError(f"unsupported cipher {name!r}") from None
+
+
+def mac_info(name: str) -> MacInfo:
+    """Look up a MAC; an unknown name is a ``LocalProtocolError``."""
+    try:
+        return MACS[name]
+    except KeyError:
+        raise LocalProtocolError(f"unsupported MAC {name!r}") from None
+
+
+def key_sizes(cipher: str, mac: str | None) -> tuple[int, int, int]:
+    """Return ``(iv_len, enc_key_len, mac_key_len)`` to derive for one direction.
+
+    AEAD ciphers carry their own integrity, so their MAC key length is 0 and
+    ``mac`` is ignored (RFC 5647 §5.1; PROTOCOL.chacha20poly1305).
+    """
+    info = cipher_info(cipher)
+    if info.is_aead:
+        return info.iv_size, info.key_size, 0
+    if not mac:
+        raise LocalProtocolError(f"cipher {cipher!r} needs a MAC")
+    return info.iv_size, info.key_size, mac_info(mac).key_size
+
+
+class Mac:
+    """HMAC over ``uint32 seqno || data`` (RFC 4253 §6.4) with a pre-keyed state.
+
+    ``cryptography``'s HMAC ``copy()`` of a keyed context measured faster
+    than ``hmac.new``/``hmac.digest`` for both small and 32 KiB packets.
+    """
+
+    __slots__ = ("_keyed", "size")
+
+    def __init__(self, info: MacInfo, key: bytes) -> None:
+        self._keyed = crypto_hmac.HMAC(key, _HASHES[info.hash_name]())
+        self.size = info.digest_size
+
+    def compute(self, seq: int, *parts: Buffer) -> bytes:
+        """MAC of the sequence number followed by ``parts``."""
+        ctx = self._keyed.copy()
+        ctx.update(_U32.pack(seq))
+        for part in parts:
+            ctx.update(part)
+        return ctx.finalize()
+
+    def check(self, seq: int, tag: Buffer, *parts: Buffer) -> None:
+        """Raise ``MACError`` unless ``tag`` matches, compared in constant time."""
+        if not compare_digest(self.compute(seq, *parts), tag):
+            raise MACError("MAC verification failed")
+
+
+class PacketProtection:
+    """The transform of one direction; this base class is the cleartext one.
+
+    ``seal(seq, packet)`` takes ``uint32 length || padding_length || payload ||
+    padding`` and returns the wire bytes. Inbound, ``packet_length`` is called
+    exactly once per packet with its first ``head_size`` bytes, then ``open``
+    with the whole wire packet (``4 + length + tag_size`` bytes); ``open``
+    returns the plaintext and the offset of the padding-length byte in it.
+    ``aad_len`` is 4 when the length field is outside the encrypted, block
+    aligned part (AEAD and -etm), else 0.
+    """
+
+    __slots__ = ()
+
+    block_size: int = CLEARTEXT_BLOCK_SIZE
+    aad_len: int = 0
+    tag_size: int = 0
+    head_size: int = 4
+
+    def seal(self, seq: int, packet: bytes) -> bytes:
+        """Protect one complete plaintext packet."""
+        return packet
+
+    def packet_length(self, seq: int, head: Buffer) -> int:
+        """Read the packet length from the first ``head_size`` bytes."""
+        return int(_U32.unpack_from(head)[0])
+
+    def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
+        """Verify and decrypt one whole wire packet."""
+        return bytes(data), 4
+
+
+class ChaCha20Poly1305(PacketProtection):
+    """chacha20-poly1305@openssh.com.
+
+    K_2 (key[:32]) encrypts the payload from block counter 1 and, at
+    counter 0, yields the Poly1305 key; K_1 (key[32:]) encrypts only the
+    4-byte length. The nonce of both is the uint64 sequence number, and the
+    tag covers ``encrypted length || ciphertext``. ``reset_nonce`` lets one
+    context per key serve every packet.
+    """
+
+    __slots__ = ("_header", "_main")
+
+    block_size = 8
+    aad_len = 4
+    tag_size = AEAD_TAG_SIZE
+
+    def __init__(self, key: bytes) -> None:
+        nonce = _CHACHA_NONCE.pack(0)
+        self._main = Cipher(algorithms.ChaCha20(key[:32], nonce), None).encryptor()
+        self._header = Cipher(algorithms.ChaCha20(key[32:], nonce), None).encryptor()
+
+    def _poly_key(self, nonce: bytes) -> bytes:
+        main = self._main
+        main.reset_nonce(nonce)
+        # One whole block: the first 32 bytes are the key, and the payload
+        # then continues at block counter 1.
+        return main.update(_ZERO_BLOCK)[:32]
+
+    def seal(self, seq: int, packet: bytes) -> bytes:
+        nonce = _CHACHA_NONCE.pack(seq)
+        header = self._header
+        header.reset_nonce(nonce)
+        view = memoryview(packet)
+        length = header.update(view[:4])
+        poly = Poly1305(self._poly_key(nonce))
+        body = self._main.update(view[4:])
+        poly.update(length)
+        poly.update(body)
+        return b"".join((length, body, poly.finalize()))
+
+    def packet_length(self, seq: int, head: Buffer) -> int:
+        header = self._header
+        header.reset_nonce(_CHACHA_NONCE.pack(seq))
+        return int(_U32.unpack(header.update(head))[0])
+
+    def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
+        view = memoryview(data)
+        end = len(view) - AEAD_TAG_SIZE
+        poly_key = self._poly_key(_CHACHA_NONCE.pack(seq))
+        try:
+            Poly1305.verify_tag(poly_key, view[:end], bytes(view[end:]))
+        except InvalidSignature:
+            raise MACError("chacha20-poly1305 tag mismatch") from None
+        return self._main.update(view[4:end]), 0
+
+
+class AesGcm(PacketProtection):
+    """aes128/256-gcm@openssh.com: length as AAD, IV counter per packet."""
+
+    __slots__ = ("_aead", "_counter", "_fixed")
+
+    block_size = 16
+    aad_len = 4
+    tag_size = AEAD_TAG_SIZE
+
+    def __init__(self, key: bytes, iv: bytes) -> None:
+        self._aead = AESGCM(key)
+        self._fixed = iv[:4]
+        self._counter = int.from_bytes(iv[4:], "big")
+
+    def _nonce(self) -> bytes:
+        counter = self._counter
+        self._counter = (counter + 1) & _MASK64
+        return _GCM_NONCE.pack(self._fixed, counter)
+
+    def seal(self, seq: int, packet: bytes) -> bytes:
+        head = packet[:4]
+        return head + self._aead.encrypt(self._nonce(), memoryview(packet)[4:], head)
+
+    def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
+        view = memoryview(data)
+        try:
+            plain = self._aead.decrypt(self._nonce(), view[4:], view[:4])
+        except InvalidTag:
+            raise MACError("aes-gcm tag mismatch") from None
+        return plain, 0
+
+
+class _AesWithMac(PacketProtection):
+    """AES-CTR/CBC with an HMAC; one long-lived cipher context per direction."""
+
+    __slots__ = ("_ctx", "_mac", "tag_size")
+
+    block_size = 16
+
+    def __init__(self, info: CipherInfo, key: bytes, iv: bytes, mac: Mac, outbound: bool) -> None:
+        self._ctx = _aes_context(info.mode, key, iv, outbound)
+        self._mac = mac
+        self.tag_size = mac.size
+
+
+def _aes_context(mode: str, key: bytes, iv: bytes, outbound: bool) -> CipherContext:
+    """A long-lived AES-CTR/CBC context: its counter or chain runs across packets."""
+    if mode == CTR:
+        ctr = Cipher(algorithms.AES(key), modes.CTR(iv))
+        return ctr.encryptor() if outbound else ctr.decryptor()
+    cbc = Cipher(algorithms.AES(key), modes.CBC(iv))
+    return cbc.encryptor() if outbound else cbc.decryptor()
+
+
+class EncryptThenMac(_AesWithMac):
+    """``-etm@openssh.com``: clear length, MAC over ``length || ciphertext``."""
+
+    __slots__ = ()
+
+    aad_len = 4
+
+    def seal(self, seq: int, packet: bytes) -> bytes:
+        head = packet[:4]
+        body = self._ctx.update(memoryview(packet)[4:])
+        return b"".join((head, body, self._mac.compute(seq, head, body)))
+
+    def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
+        view = memoryview(data)
+        end = len(view) - self.tag_size
+        self._mac.check(seq, view[end:], view[:end])
+        return self._ctx.update(view[4:end]), 0
+
+
+class EncryptAndMac(_AesWithMac):
+    """RFC 4253 §6.4: everything encrypted, MAC over the plaintext packet.
+
+    The length is in the first cipher block, so ``packet_length`` decrypts
+    that block and keeps it for ``open``; a bad length is thus rejected
+    before the rest of the packet is awaited.
+    """
+
+    __slots__ = ("_first",)
+
+    head_size = 16  # one AES block
+
+    def __init__(self, info: CipherInfo, key: bytes, iv: bytes, mac: Mac, outbound: bool) -> None:
+        super().__init__(info, key, iv, mac, outbound)
+        self._first = b""
+
+    def seal(self, seq: int, packet: bytes) -> bytes:
+        return self._ctx.update(packet) + self._mac.compute(seq, packet)
+
+    def packet_length(self, seq: int, head: Buffer) -> int:
+        self._first = first = self._ctx.update(head)
+        return int(_U32.unpack_from(first)[0])
+
+    def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
+        view = memoryview(data)
+        end = len(view) - self.tag_size
+        plain = self._first + self._ctx.update(view[len(self._first) : end])
+        self._first = b""
+        self._mac.check(seq, view[end:], plain)
+        return plain, 4
+
+
+def _check_size(what: str, value: bytes, size: int, algorithm: str) -> None:
+    if len(value) != size:
+        raise LocalProtocolError(f"{algorithm} needs a {size}-byte {what}, got {len(value)}")
+
+
+def new_protection(
+    cipher: str, key: bytes, iv: bytes, mac: str, mac_key: bytes, *, outbound: bool
+) -> PacketProtection:
+    """Build the transform for one direction (``mac`` is ignored for AEAD)."""
+    info = cipher_info(cipher)
+    _check_size("key", key, info.key_size, cipher)
+    _check_size("IV", iv, info.iv_size, cipher)
+    if info.mode == CHACHA20_POLY1305:
+        return ChaCha20Poly1305(key)
+    if info.mode == GCM:
+        return AesGcm(key, iv)
+    if not mac:
+        raise LocalProtocolError(f"cipher {cipher!r} needs a MAC")
+    minfo = mac_info(mac)
+    _check_size("MAC key", mac_key, minfo.key_size, mac)
+    kind = EncryptThenMac if minfo.etm else EncryptAndMac
+    return kind(info, key, iv, Mac(minfo, mac_key), outbound)

@@ -1,0 +1,272 @@
+"""Binary packet framing (RFC 4253 §6): buffering, padding, lengths, seqnos.
+
+Owns ``PacketReader`` (inbound) and ``PacketWriter`` (outbound) of one
+connection: the receive buffer, length and padding validation, sequence
+numbers (and their strict-kex reset), the per-key byte/packet counters used
+for rekey limits, and the order compress → pad → protect. The cryptographic
+transforms live in cipher.py, the zlib streams in compression.py.
+
+Theory of operation (reader): ``feed()`` appends to one bytearray;
+``next_packet()`` works in place at an offset. It first needs the packet's
+head (4 bytes, or one cipher block when the length is encrypted with the
+body) to learn and check the length, remembers that length, and returns
+``None`` until ``4 + length + tag`` bytes are buffered; then it verifies,
+decrypts, checks the padding, decompresses and advances. Any
+``RemoteProtocolError`` is sticky: the reader is dead afterwards.
+
+Pure core: must not import gevent, socket, threading, select or time.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+from geossh.errors import LocalProtocolError, RemoteProtocolError
+from geossh.proto import compression
+from geossh.proto.cipher import Buffer, PacketProtection, new_protection
+from geossh.proto.constants import MAX_PACKET_SIZE
+
+_HEADER = struct.Struct(">IB")  # packet_length, padding_length
+_MASK32 = 0xFFFFFFFF
+_MIN_PACKET = 16  # RFC 4253 §6: whole packet (with the length field), before the MAC
+_MIN_PADDING = 4
+_COMPACT_AT = 64 * 1024  # consumed prefix worth a memmove even when data remains
+_RANDOM_POOL = 1024  # padding bytes fetched from os.urandom per refill
+_ZLIB_SLACK = 1024  # > deflate's worst-case growth of one payload, plus framing
+
+
+@dataclass(frozen=True)
+class DirectionKeys:
+    """Algorithms and key material for one direction (secrets kept out of repr)."""
+
+    cipher: str
+    mac: str  # ignored for AEAD ciphers (may be "")
+    compression: str  # "none", "zlib", or "zlib@openssh.com" (delayed)
+    iv: bytes = field(repr=False)
+    key: bytes = field(repr=False)
+    mac_key: bytes = field(repr=False)
+
+
+class _Direction:
+    """State both directions share: seqno, counters, keys and compression mode.
+
+    Public attributes: ``sequence`` (number the next packet gets; wraps mod
+    2**32), ``bytes_since_keys`` (wire bytes, MAC included, under the current
+    keys), ``packets_since_keys``, and ``keyed`` (``set_keys`` was called).
+    """
+
+    def __init__(self) -> None:
+        self.sequence = 0
+        self.bytes_since_keys = 0
+        self.packets_since_keys = 0
+        self.keyed = False
+        self._compression = compression.NONE
+        self._authenticated = False
+
+    def reset_sequence(self) -> None:
+        """Strict kex: the next packet gets sequence number 0."""
+        self.sequence = 0
+
+    def enable_delayed_compression(self) -> None:
+        """Start ``zlib@openssh.com`` (after USERAUTH_SUCCESS); idempotent.
+
+        Remembered across rekeys: later keys with the delayed method
+        compress from their first packet, as OpenSSH does.
+        """
+        if self._authenticated:
+            return
+        self._authenticated = True
+        if self._compression == compression.ZLIB_OPENSSH:
+            self._start_compression()
+
+    def _install(self, keys: DirectionKeys, outbound: bool) -> PacketProtection:
+        compression.check_name(keys.compression)
+        protection = new_protection(
+            keys.cipher, keys.key, keys.iv, keys.mac, keys.mac_key, outbound=outbound
+        )
+        self.keyed = True
+        self.bytes_since_keys = 0
+        self.packets_since_keys = 0
+        self._compression = keys.compression
+        # Every NEWKEYS starts fresh zlib streams (OpenSSH ssh_set_newkeys).
+        if compression.is_active(keys.compression, self._authenticated):
+            self._start_compression()
+        else:
+            self._stop_compression()
+        return protection
+
+    def _start_compression(self) -> None:
+        raise NotImplementedError
+
+    def _stop_compression(self) -> None:
+        raise NotImplementedError
+
+
+class PacketReader(_Direction):
+    """Inbound packets: bytes in through ``feed``, payloads out of ``next_packet``."""
+
+    def __init__(self, max_packet_size: int = MAX_PACKET_SIZE) -> None:
+        super().__init__()
+        self.max_packet_size = max_packet_size
+        self._buf = bytearray()
+        self._pos = 0
+        self._pending = -1  # length of the packet whose head was read, else -1
+        self._protection = PacketProtection()
+        self._decompressor: compression.Decompressor | None = None
+        self._error: RemoteProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes fed but not yet consumed by a returned packet."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: Buffer) -> None:
+        """Append received bytes (ignored once the reader has failed)."""
+        if self._error is not None:
+            return
+        buf = self._buf
+        pos = self._pos
+        try:
+            if pos and (pos == len(buf) or (pos >= _COMPACT_AT and 2 * pos >= len(buf))):
+                del buf[:pos]
+                self._pos = 0
+            buf += data
+        except BufferError:  # a stray view pins the buffer: move to a new one
+            fresh = bytearray(buf[self._pos :])
+            fresh += data
+            self._buf = fresh
+            self._pos = 0
+
+    def next_packet(self) -> tuple[int, bytes] | None:
+        """Return ``(sequence number, payload)``, or ``None`` if more bytes are needed.
+
+        Raises ``RemoteProtocolError`` (``MACError`` for a bad MAC or tag)
+        with the disconnect reason; the error repeats on every later call.
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._read_packet()
+        except RemoteProtocolError as exc:
+            self._error = exc
+            raise
+
+    def set_keys(self, keys: DirectionKeys) -> None:
+        """Use ``keys`` from the next packet on (call right after NEWKEYS is read).
+
+        Raises ``LocalProtocolError`` if the next packet's head was already
+        parsed under the old keys, i.e. ``next_packet`` was called in between.
+        """
+        if self._pending >= 0:
+            raise LocalProtocolError("set_keys called after the next packet was started")
+        self._protection = self._install(keys, outbound=False)
+
+    def _start_compression(self) -> None:
+        self._decompressor = compression.Decompressor()
+
+    def _stop_compression(self) -> None:
+        self._decompressor = None
+
+    def _read_length(self, protection: PacketProtection, pos: int) -> int:
+        head = self._buf[pos : pos + protection.head_size]  # a copy of 4 or 16 bytes
+        length = protection.packet_length(self.sequence, head)
+        if length < 5 or length > self.max_packet_size:
+            raise RemoteProtocolError(f"bad packet length {length}")
+        if (length + 4 - protection.aad_len) % protection.block_size:
+            raise RemoteProtocolError(f"packet length {length} is not a multiple of the block size")
+        self._pending = length
+        return length
+
+    def _read_packet(self) -> tuple[int, bytes] | None:
+        protection = self._protection
+        pos = self._pos
+        available = len(self._buf) - pos
+        length = self._pending
+        if length < 0:
+            if available < protection.head_size:
+                return None
+            length = self._read_length(protection, pos)
+        total = 4 + length + protection.tag_size
+        if available < total:
+            return None
+        seq = self.sequence
+        with memoryview(self._buf) as view:
+            plain, start = protection.open(seq, view[pos : pos + total])
+        padding = plain[start]
+        if padding < _MIN_PADDING or padding >= length:
+            raise RemoteProtocolError(f"bad padding length {padding} in a {length}-byte packet")
+        payload = plain[start + 1 : start + length - padding]
+        if self._decompressor is not None:
+            payload = self._decompressor.decompress(payload)
+        self._pos = pos + total
+        self._pending = -1
+        self.packets_since_keys += 1
+        self.bytes_since_keys += total
+        following = (seq + 1) & _MASK32
+        if following == 0 and not self.keyed:
+            raise RemoteProtocolError("Sequence number rolled over during initial kex")
+        self.sequence = following
+        return seq, payload
+
+
+class PacketWriter(_Direction):
+    """Outbound packets: ``encode(payload)`` returns one complete wire packet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._protection = PacketProtection()
+        self._compressor: compression.Compressor | None = None
+        self._pool = b""
+        self._pool_pos = 0
+
+    def set_keys(self, keys: DirectionKeys) -> None:
+        """Use ``keys`` from the next ``encode`` on (call right after sending NEWKEYS)."""
+        self._protection = self._install(keys, outbound=True)
+
+    def encode(self, payload: bytes) -> bytes:
+        """Compress, pad, protect and number one payload (RFC 4253 §6).
+
+        Raises ``LocalProtocolError``, before any state changes, if the
+        packet would exceed ``MAX_PACKET_SIZE``.
+        """
+        if self._compressor is not None:
+            if len(payload) > MAX_PACKET_SIZE - _ZLIB_SLACK:
+                raise LocalProtocolError(f"payload of {len(payload)} bytes is too large")
+            payload = self._compressor.compress(payload)
+        protection = self._protection
+        block = protection.block_size
+        size = len(payload)
+        # Align length field (unless it is AAD) + padding_length + payload + padding.
+        padding = block - (size + 5 - protection.aad_len) % block
+        if padding < _MIN_PADDING:
+            padding += block
+        length = size + 1 + padding
+        if length + 4 < _MIN_PACKET:
+            padding += block
+            length += block
+        if length > MAX_PACKET_SIZE:
+            raise LocalProtocolError(f"packet of {length} bytes exceeds {MAX_PACKET_SIZE}")
+        packet = b"".join((_HEADER.pack(length, padding), payload, self._random(padding)))
+        seq = self.sequence
+        wire = protection.seal(seq, packet)
+        self.sequence = (seq + 1) & _MASK32
+        self.packets_since_keys += 1
+        self.bytes_since_keys += len(wire)
+        return wire
+
+    def _random(self, count: int) -> bytes:
+        """Random padding bytes, sliced from a pool refilled by ``os.urandom``."""
+        pos = self._pool_pos
+        if pos + count > len(self._pool):
+            self._pool = os.urandom(_RANDOM_POOL)
+            pos = 0
+        self._pool_pos = pos + count
+        return self._pool[pos : pos + count]
+
+    def _start_compression(self) -> None:
+        self._compressor = compression.Compressor()
+
+    def _stop_compression(self) -> None:
+        self._compressor = None
