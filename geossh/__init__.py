@@ -39,13 +39,19 @@ from geossh.errors import (
 )
 from geossh.file import BufferedFile
 from geossh.message import Message
-from geossh.pkey import ECDSAKey, Ed25519Key, PKey, PublicBlob, RSAKey, UnknownKeyType
+from geossh.pkey import (
+    ECDSAKey,
+    Ed25519Key,
+    PKey,
+    PublicBlob,
+    RSAKey,
+    UnknownKeyType,
+    key_classes,
+)
 from geossh.proto.auth import AUTH_PASSWORD_CHANGE_REQUIRED
 from geossh.security import SecurityOptions
 from geossh.server import InteractiveQuery, ServerInterface, SubsystemHandler
 from geossh.transport import Transport
-
-key_classes = [RSAKey, Ed25519Key, ECDSAKey]
 
 __all__ = [
     "AUTH_FAILED",
