@@ -51,6 +51,23 @@ from geossh.pkey import (
 from geossh.proto.auth import AUTH_PASSWORD_CHANGE_REQUIRED
 from geossh.security import SecurityOptions
 from geossh.server import InteractiveQuery, ServerInterface, SubsystemHandler
+from geossh.sftp import (
+    SFTP_BAD_MESSAGE,
+    SFTP_CONNECTION_LOST,
+    SFTP_EOF,
+    SFTP_FAILURE,
+    SFTP_NO_CONNECTION,
+    SFTP_NO_SUCH_FILE,
+    SFTP_OK,
+    SFTP_OP_UNSUPPORTED,
+    SFTP_PERMISSION_DENIED,
+    BaseSFTP,
+    SFTPAttributes,
+    SFTPError,
+    SFTPHandle,
+    SFTPServer,
+    SFTPServerInterface,
+)
 from geossh.transport import Transport
 
 __all__ = [
@@ -63,7 +80,17 @@ __all__ = [
     "OPEN_FAILED_RESOURCE_SHORTAGE",
     "OPEN_FAILED_UNKNOWN_CHANNEL_TYPE",
     "OPEN_SUCCEEDED",
+    "SFTP_BAD_MESSAGE",
+    "SFTP_CONNECTION_LOST",
+    "SFTP_EOF",
+    "SFTP_FAILURE",
+    "SFTP_NO_CONNECTION",
+    "SFTP_NO_SUCH_FILE",
+    "SFTP_OK",
+    "SFTP_OP_UNSUPPORTED",
+    "SFTP_PERMISSION_DENIED",
     "AuthenticationException",
+    "BaseSFTP",
     "BadAuthenticationType",
     "BadHostKeyException",
     "BufferedFile",
@@ -85,6 +112,11 @@ __all__ = [
     "ProxyCommandFailure",
     "PublicBlob",
     "RSAKey",
+    "SFTPAttributes",
+    "SFTPError",
+    "SFTPHandle",
+    "SFTPServer",
+    "SFTPServerInterface",
     "SSHException",
     "SecurityOptions",
     "ServerInterface",

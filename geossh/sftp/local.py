@@ -1,0 +1,336 @@
+"""``LocalSFTPServer``: an ``SFTPServerInterface`` over a real directory.
+
+Owns the mapping of SFTP operations onto ``RootFS`` (which owns
+confinement) and the errno → status map. Clients see ``/`` = the root;
+relative paths are relative to ``home``. Implements the OpenSSH extensions
+(posix-rename, statvfs, fstatvfs, hardlink, fsync, lsetstat, copy-data).
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import gevent
+
+from geossh.sftp.attributes import SFTPAttributes
+from geossh.sftp.handle import SFTPHandle, convert_errno
+from geossh.sftp.interface import SFTPServerInterface
+from geossh.sftp.protocol import (
+    SFTP_BAD_MESSAGE,
+    SFTP_EOF,
+    SFTP_FAILURE,
+    SFTP_NO_SUCH_FILE,
+    SFTP_OK,
+    SFTP_OP_UNSUPPORTED,
+    SFTP_PERMISSION_DENIED,
+)
+from geossh.sftp.rootfs import RootFS
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_COPY_CHUNK = 1024 * 1024
+_COPY_YIELD = 8 * _COPY_CHUNK
+
+_EXTRA_ERRNO = {
+    errno.EPERM: SFTP_PERMISSION_DENIED,
+    errno.ELOOP: SFTP_NO_SUCH_FILE,
+    errno.EBADF: SFTP_NO_SUCH_FILE,
+    errno.EINVAL: SFTP_BAD_MESSAGE,
+    errno.ENAMETOOLONG: SFTP_BAD_MESSAGE,
+    errno.ENOSYS: SFTP_OP_UNSUPPORTED,
+    errno.EOPNOTSUPP: SFTP_OP_UNSUPPORTED,
+}
+
+
+def errno_status(exc: BaseException) -> int:
+    """``convert_errno`` plus OpenSSH's extra cases (EPERM, ELOOP, EINVAL, ...)."""
+    if isinstance(exc, OSError):
+        code = getattr(exc, "errno", None)
+        return _EXTRA_ERRNO.get(code, convert_errno(code)) if code else SFTP_FAILURE
+    if isinstance(exc, (ValueError, OverflowError)):  # NUL in a path, huge offsets
+        return SFTP_BAD_MESSAGE
+    return SFTP_FAILURE
+
+
+def _codes(func: _F) -> _F:
+    """Turn OSError/ValueError raised by ``func`` into SFTP status codes."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (OSError, ValueError, OverflowError) as exc:
+            return errno_status(exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _times(attr: SFTPAttributes) -> tuple[float, float] | None:
+    if attr._flags & attr.FLAG_AMTIME and attr.st_atime is not None:
+        return (attr.st_atime, attr.st_mtime if attr.st_mtime is not None else attr.st_atime)
+    return None
+
+
+def _owner(attr: SFTPAttributes) -> tuple[int, int] | None:
+    if attr._flags & attr.FLAG_UIDGID and attr.st_uid is not None and attr.st_gid is not None:
+        return (attr.st_uid, attr.st_gid)
+    return None
+
+
+class LocalSFTPHandle(SFTPHandle):
+    """An open regular file of a ``LocalSFTPServer`` (positional I/O on ``fd``)."""
+
+    write_accepts_buffer = True
+
+    def __init__(self, fd: int, flags: int, filename: str, mode_mask: int = 0o1777) -> None:
+        super().__init__(flags)
+        self.fd = fd
+        self.filename = filename
+        self._append = bool(flags & os.O_APPEND)
+        self._mode_mask = mode_mask
+
+    def close(self) -> None:
+        """Close the descriptor (idempotent)."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    @_codes
+    def read(self, offset: int, length: int) -> bytes | int:
+        """``pread``: bytes, ``b""`` at EOF, or a code."""
+        return os.pread(self.fd, length, offset)
+
+    @_codes
+    def write(self, offset: int, data: bytes | memoryview) -> int:
+        """Write all of ``data`` at ``offset`` (appends when opened with O_APPEND)."""
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view) if self._append else os.pwrite(self.fd, view, offset)
+            if n <= 0:
+                return SFTP_FAILURE
+            view = view[n:]
+            offset += n
+        return SFTP_OK
+
+    @_codes
+    def stat(self) -> SFTPAttributes | int:
+        """``fstat`` of the open file."""
+        return SFTPAttributes.from_stat(os.fstat(self.fd))
+
+    @_codes
+    def chattr(self, attr: SFTPAttributes) -> int:
+        """FSETSTAT: size, owner, permissions and times on the open file."""
+        if attr._flags & attr.FLAG_SIZE and attr.st_size is not None:
+            os.ftruncate(self.fd, attr.st_size)
+        owner = _owner(attr)
+        if owner is not None:
+            os.fchown(self.fd, *owner)
+        if attr._flags & attr.FLAG_PERMISSIONS and attr.st_mode is not None:
+            os.fchmod(self.fd, attr.st_mode & self._mode_mask)
+        times = _times(attr)
+        if times is not None:
+            os.utime(self.fd, times)
+        return SFTP_OK
+
+
+class LocalSFTPServer(SFTPServerInterface):
+    """Serve the directory ``root`` as ``/``; nothing outside it is reachable.
+
+    ``home`` is the virtual directory relative paths start from (what
+    ``REALPATH "."`` and ``~`` give). ``readonly`` refuses every change.
+    New files get the client's permissions (``& 0o777``) or 0o644, new
+    directories 0o755, both under the process umask; SETSTAT never sets
+    setuid/setgid bits (``mode_mask``). Use with
+    ``transport.set_subsystem_handler("sftp", SFTPServer, LocalSFTPServer, root)``.
+    """
+
+    request_concurrency = 0  # local file operations never wait on the hub
+    mode_mask = 0o1777
+
+    def __init__(
+        self, server: Any, root: str | os.PathLike[str], home: str = "/", readonly: bool = False
+    ) -> None:
+        super().__init__(server)
+        self.fs = RootFS(root, home)
+        self.readonly = readonly
+
+    def session_ended(self) -> None:
+        """Release the root directory descriptor."""
+        self.fs.close()
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise PermissionError(errno.EACCES, "read-only")
+
+    # -- files ----------------------------------------------------------------------------
+    @_codes
+    def open(self, path: str, flags: int, attr: SFTPAttributes) -> SFTPHandle | int:
+        """Open a regular file inside the root."""
+        if flags & _WRITE_FLAGS:
+            self._writable()
+        mode = 0o644
+        if attr is not None and attr._flags & attr.FLAG_PERMISSIONS and attr.st_mode is not None:
+            mode = attr.st_mode & 0o777
+        fd, vpath = self.fs.open(path, flags, mode)
+        return LocalSFTPHandle(fd, flags, vpath, self.mode_mask)
+
+    @_codes
+    def list_folder(self, path: str) -> list[SFTPAttributes] | int:
+        """Directory entries (``lstat`` results)."""
+        return [SFTPAttributes.from_stat(st, name) for name, st in self.fs.listdir(path)]
+
+    @_codes
+    def stat(self, path: str) -> SFTPAttributes | int:
+        """STAT (follows symlinks, inside the root)."""
+        return SFTPAttributes.from_stat(self.fs.stat(path))
+
+    @_codes
+    def lstat(self, path: str) -> SFTPAttributes | int:
+        """LSTAT."""
+        return SFTPAttributes.from_stat(self.fs.stat(path, follow=False))
+
+    @_codes
+    def remove(self, path: str) -> int:
+        """Delete a file or symlink."""
+        self._writable()
+        self.fs.unlink(path)
+        return SFTP_OK
+
+    @_codes
+    def rename(self, oldpath: str, newpath: str) -> int:
+        """RENAME: fails if ``newpath`` exists."""
+        self._writable()
+        self.fs.rename(oldpath, newpath)
+        return SFTP_OK
+
+    @_codes
+    def posix_rename(self, oldpath: str, newpath: str) -> int:
+        """posix-rename@openssh.com: replaces ``newpath``."""
+        self._writable()
+        self.fs.rename(oldpath, newpath, overwrite=True)
+        return SFTP_OK
+
+    @_codes
+    def mkdir(self, path: str, attr: SFTPAttributes) -> int:
+        """MKDIR with the client's permissions (``& 0o777``) or 0o755."""
+        self._writable()
+        mode = 0o755
+        if attr is not None and attr._flags & attr.FLAG_PERMISSIONS and attr.st_mode is not None:
+            mode = attr.st_mode & 0o777
+        self.fs.mkdir(path, mode)
+        return SFTP_OK
+
+    @_codes
+    def rmdir(self, path: str) -> int:
+        """RMDIR."""
+        self._writable()
+        self.fs.rmdir(path)
+        return SFTP_OK
+
+    def _setstat(self, path: str, attr: SFTPAttributes, follow: bool) -> int:
+        self._writable()
+        if attr._flags & attr.FLAG_SIZE and attr.st_size is not None:
+            if not follow:
+                return SFTP_BAD_MESSAGE  # nonsensical for links (like OpenSSH)
+            self.fs.truncate(path, attr.st_size)
+        mode = None
+        if attr._flags & attr.FLAG_PERMISSIONS and attr.st_mode is not None:
+            mode = attr.st_mode & self.mode_mask
+        self.fs.chattr(path, follow, mode, _owner(attr), _times(attr))
+        return SFTP_OK
+
+    @_codes
+    def chattr(self, path: str, attr: SFTPAttributes) -> int:
+        """SETSTAT (size via truncate, then owner, permissions, times)."""
+        return self._setstat(path, attr, True)
+
+    @_codes
+    def lsetstat(self, path: str, attr: SFTPAttributes) -> int:
+        """lsetstat@openssh.com: SETSTAT without following a final symlink."""
+        return self._setstat(path, attr, False)
+
+    # -- paths and links ------------------------------------------------------------------
+    @_codes
+    def canonicalize(self, path: str) -> str | int:
+        """REALPATH: canonical path inside the root (the last component may be missing)."""
+        return self.fs.realpath(path)
+
+    @_codes
+    def readlink(self, path: str) -> str | int:
+        """READLINK."""
+        return self.fs.readlink(path)
+
+    @_codes
+    def symlink(self, target_path: str, path: str) -> int:
+        """SYMLINK, stored as a relative link that stays inside the root."""
+        self._writable()
+        self.fs.symlink(target_path, path)
+        return SFTP_OK
+
+    @_codes
+    def hardlink(self, oldpath: str, newpath: str) -> int:
+        """hardlink@openssh.com."""
+        self._writable()
+        self.fs.link(oldpath, newpath)
+        return SFTP_OK
+
+    # -- extensions on handles and file systems -------------------------------------------
+    @_codes
+    def statvfs(self, path: str) -> Any:
+        """statvfs@openssh.com."""
+        return self.fs.statvfs(path)
+
+    @_codes
+    def fstatvfs(self, handle: SFTPHandle) -> Any:
+        """fstatvfs@openssh.com."""
+        if not isinstance(handle, LocalSFTPHandle):
+            return SFTP_OP_UNSUPPORTED
+        return os.statvfs(handle.fd)
+
+    @_codes
+    def fsync(self, handle: SFTPHandle) -> int:
+        """fsync@openssh.com."""
+        if not isinstance(handle, LocalSFTPHandle):
+            return SFTP_OP_UNSUPPORTED
+        os.fsync(handle.fd)
+        return SFTP_OK
+
+    @_codes
+    def copy_data(
+        self,
+        read_handle: SFTPHandle,
+        read_offset: int,
+        length: int,
+        write_handle: SFTPHandle,
+        write_offset: int,
+    ) -> int:
+        """copy-data between two open files (refuses copying a file onto itself)."""
+        local = LocalSFTPHandle
+        if not (isinstance(read_handle, local) and isinstance(write_handle, local)):
+            return super().copy_data(read_handle, read_offset, length, write_handle, write_offset)
+        self._writable()
+        src, dst = os.fstat(read_handle.fd), os.fstat(write_handle.fd)
+        if (src.st_dev, src.st_ino) == (dst.st_dev, dst.st_ino):
+            return SFTP_FAILURE
+        remaining = length if length else -1
+        since_yield = 0
+        while remaining:
+            want = _COPY_CHUNK if remaining < 0 else min(_COPY_CHUNK, remaining)
+            data = os.pread(read_handle.fd, want, read_offset)
+            if not data:
+                return SFTP_OK if remaining < 0 else SFTP_EOF
+            code = write_handle.write(write_offset, data)
+            if code != SFTP_OK:
+                return code
+            read_offset += len(data)
+            write_offset += len(data)
+            remaining -= len(data) if remaining > 0 else 0
+            since_yield += len(data)
+            if since_yield >= _COPY_YIELD:
+                since_yield = 0
+                gevent.sleep(0)  # let other connections run during a long copy
+        return SFTP_OK
