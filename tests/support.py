@@ -22,6 +22,8 @@ import gevent.subprocess
 
 import geossh
 from geossh.channel import Channel
+from geossh.sftp.local import LocalSFTPServer
+from geossh.sftp.scp import ScpHandler
 
 T = TypeVar("T")
 USER = "alice"
@@ -112,6 +114,10 @@ class TestServer(geossh.ServerInterface):
         return True
 
     def check_channel_exec_request(self, channel: Channel, command: bytes) -> bool:
+        root = self.harness.sftp_root
+        if root is not None and ScpHandler.is_scp_command(command):
+            gevent.spawn(ScpHandler(str(root)).run, channel, command)
+            return True
         gevent.spawn(run_command, self, channel, command)
         return True
 
@@ -195,6 +201,7 @@ class ServerHarness:
         ]
         self.interface: Callable[[ServerHarness], geossh.ServerInterface] = TestServer
         self.configure: Callable[[geossh.Transport], None] = lambda transport: None
+        self.sftp_root: Path | None = None  # set to serve SFTP and scp from this directory
         self.transports: list[geossh.Transport] = []
         self.servers: list[geossh.ServerInterface] = []
         self._server: gevent.server.StreamServer | None = None
@@ -212,6 +219,10 @@ class ServerHarness:
         transport = geossh.Transport(sock)
         for key in self.host_keys:
             transport.add_server_key(key)
+        if self.sftp_root is not None:
+            transport.set_subsystem_handler(
+                "sftp", geossh.SFTPServer, LocalSFTPServer, root=str(self.sftp_root)
+            )
         self.configure(transport)
         interface = self.interface(self)
         self.transports.append(transport)
