@@ -48,6 +48,10 @@ MAX_PERMITS = 4096  # OpenSSH SSH_AUTHOPT_PERMIT_MAX
 _TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]*\Z")
 _ENV_NAME_RE = re.compile(r"[A-Za-z0-9_]+\Z")
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
+# sshd separates fields with spaces and tabs and lines with "\n" only; str.split()
+# and str.splitlines() would also break on Unicode blanks such as U+2028 or \x1c.
+_BLANK = " \t"
+_BLANKS = re.compile(r"[ \t]+")
 _FLAGS = ("port-forwarding", "agent-forwarding", "x11-forwarding", "pty", "user-rc")
 _VALUED = (
     "command",
@@ -114,6 +118,11 @@ class AuthorizedKey:
         if not self.permit_port_forwarding:
             return False
         return not self.permitlisten or _permit_match(self.permitlisten, host, port)
+
+
+def _is_digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts ``²`` and fullwidth digits)."""
+    return text.isascii() and text.isdigit()
 
 
 def _permit_match(permits: Sequence[tuple[str, int | None]], host: str, port: int) -> bool:
@@ -251,7 +260,7 @@ def parse_expiry_time(text: str) -> int:
             text, utc = text[: -len(suffix)], True
             break
     formats = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
-    if len(text) not in formats or not text.isdigit():
+    if len(text) not in formats or not _is_digits(text):
         raise LineError("invalid expiry-time")
     try:
         when = datetime.datetime.strptime(text, formats[len(text)])
@@ -279,7 +288,7 @@ def _parse_permit(value: str, listen: bool) -> tuple[str, int | None]:
             raise LineError("invalid permission hostname")
     if port_text == "*":
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+    if not _is_digits(port_text) or not 0 < int(port_text) <= 65535:
         raise LineError("invalid permission port")
     return host, int(port_text)
 
@@ -348,7 +357,7 @@ def _apply_valued(fields: dict[str, Any], name: str, value: str) -> None:
             raise LineError("too many permission directives")
         permits.append(_parse_permit(value, listen=name == "permitlisten"))
     else:  # tunnel
-        if value != "any" and not value.isdigit():
+        if value != "any" and not _is_digits(value):
             raise LineError("invalid tun device")
         fields["tunnel"] = value
 
@@ -377,7 +386,7 @@ class UnsupportedKeyLine(LineError):
 
 def _read_key(text: str) -> tuple[SSHKey, str] | None:
     """``type base64 [comment]`` → key and comment; None if ``text`` is no key."""
-    parts = text.split(None, 2)
+    parts = _BLANKS.split(text, 2)
     if len(parts) < 2 or not _TYPE_RE.match(parts[0]):
         return None
     try:
@@ -388,7 +397,7 @@ def _read_key(text: str) -> tuple[SSHKey, str] | None:
         return None
     if parts[0] not in KEY_TYPES:
         raise UnsupportedKeyLine(f"unsupported key type {parts[0]!r}")
-    comment = parts[2].strip() if len(parts) > 2 else ""
+    comment = parts[2].strip(_BLANK) if len(parts) > 2 else ""
     return public_key_from_blob(blob), comment
 
 
@@ -398,7 +407,7 @@ def parse_line(line: str, line_number: int = 0) -> AuthorizedKey | None:
     Raises ``LineError`` (``UnsupportedKeyLine`` for unsupported key types) or
     ``KeyParseError`` for a bad line.
     """
-    text = line.strip()
+    text = line.strip(_BLANK + "\r\n")
     if not text or text.startswith("#"):
         return None
     if len(text) > MAX_LINE:
@@ -408,7 +417,7 @@ def parse_line(line: str, line_number: int = 0) -> AuthorizedKey | None:
     if found is None:
         end = _options_end(text)
         options = split_options(text[:end])
-        found = _read_key(text[end:].lstrip())
+        found = _read_key(text[end:].lstrip(_BLANK))
         if found is None:
             raise LineError("no valid key after options")
     fields = parse_options(options)
@@ -439,7 +448,7 @@ class AuthorizedKeys:
     def parse(cls, text: str, source: str = "<string>") -> AuthorizedKeys:
         """Parse file contents; bad lines are logged and skipped."""
         entries = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(text.split("\n"), start=1):
             try:
                 entry = parse_line(line, number)
             except UnsupportedKeyLine as exc:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from geossh.channel import Channel
     from geossh.message import Message
     from geossh.pkey import PKey
+    from geossh.proto.keys import Certificate
     from geossh.transport import Transport
 
 _log = logging.getLogger("geossh.server")
@@ -49,8 +50,16 @@ class ServerInterface:
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     # -- authentication (RFC 4252) -----------------------------------------
+    # Every result is one of AUTH_SUCCESSFUL (0), AUTH_PARTIALLY_SUCCESSFUL (1)
+    # or AUTH_FAILED (2). geossh reads anything else (None, True/False, a
+    # string) as AUTH_FAILED; paramiko would grant access for ``False`` (== 0).
     def get_allowed_auths(self, username: str) -> str:
-        """Comma-separated method names sent in USERAUTH_FAILURE."""
+        """Comma-separated method names sent in USERAUTH_FAILURE, e.g. ``"publickey,password"``.
+
+        Called only when a failure (or partial success) is sent, so a
+        multi-factor flow returns the methods still missing. Advisory: a
+        method that is not listed is still offered to its ``check_auth_*``.
+        """
         return "password"
 
     def check_auth_none(self, username: str) -> int:
@@ -58,14 +67,23 @@ class ServerInterface:
         return AUTH_FAILED
 
     def check_auth_password(self, username: str, password: str | bytes) -> int:
-        """Method ``password``; ``password`` is str, or bytes if not valid UTF-8."""
+        """Method ``password``; ``password`` is str, or bytes if not valid UTF-8.
+
+        Compare secrets with ``hmac.compare_digest``. geossh: return
+        ``AUTH_PASSWORD_CHANGE_REQUIRED`` for a correct but expired password
+        to ask the client for a new one (see ``check_auth_password_change``).
+        """
         return AUTH_FAILED
 
     def check_auth_publickey(self, username: str, key: PKey) -> int:
         """Method ``publickey``: is ``key`` acceptable for ``username``?
 
-        Called for the signature-less query and again for the signed request;
-        geossh verifies the signature before a success counts.
+        Called for the signature-less query (a non-failure answers PK_OK) and
+        again for the signed request; geossh verifies the signature before
+        calling, so only the signed call can lead to success. Do not record
+        a factor as done on the query: OpenSSH always queries first. For an
+        OpenSSH certificate ``key.public_blob`` holds it (see
+        ``check_auth_cert_authority`` for validated certificates).
         """
         return AUTH_FAILED
 
@@ -74,7 +92,11 @@ class ServerInterface:
         return AUTH_FAILED
 
     def check_auth_interactive_response(self, responses: list[str]) -> int | InteractiveQuery:
-        """Answers to the last ``InteractiveQuery``; return another query or a result."""
+        """Answers to the last ``InteractiveQuery`` (one per prompt, in order).
+
+        Return another query for a further round, or a result. Keep the user
+        name from ``check_auth_interactive`` on ``self``.
+        """
         return AUTH_FAILED
 
     def check_auth_gssapi_with_mic(
@@ -96,6 +118,65 @@ class ServerInterface:
     def get_banner(self) -> tuple[str | None, str | None]:
         """``(text, language)`` sent as USERAUTH_BANNER after the service is accepted."""
         return (None, None)
+
+    # -- authentication: geossh extensions (opt-in; not in paramiko) ---------
+    def check_auth_password_change(
+        self, username: str, old_password: str | bytes, new_password: str | bytes
+    ) -> int:
+        """A password change request (RFC 4252 §8); geossh only.
+
+        Sent after ``check_auth_password`` returned
+        ``AUTH_PASSWORD_CHANGE_REQUIRED``, but a client may also send one
+        unasked, so **verify** ``old_password`` here too. Return
+        ``AUTH_SUCCESSFUL`` (changed; logged in), ``AUTH_PARTIALLY_SUCCESSFUL``
+        (changed; more methods needed), ``AUTH_FAILED`` (not changed) or
+        ``AUTH_PASSWORD_CHANGE_REQUIRED`` (the new password is not acceptable;
+        the client is asked again and the attempt counts as a failure).
+        """
+        return AUTH_FAILED
+
+    def get_password_change_prompt(self, username: str) -> str:
+        """The text of the PASSWD_CHANGEREQ sent for an expired password; geossh only."""
+        return "Password expired; enter a new password."
+
+    def check_auth_cert_authority(self, username: str, ca_key: PKey) -> bool:
+        """Trust ``ca_key`` to sign user certificates for ``username``? geossh only.
+
+        When True, geossh validates the OpenSSH user certificate as sshd's
+        TrustedUserCAKeys does (user type, CA signature and its algorithm,
+        validity window, ``username`` among the principals, critical options
+        ``source-address`` checked against the peer, ``force-command``
+        allowed, any other refused) and then asks ``check_auth_certificate``.
+        When False (the default) the certificate goes to
+        ``check_auth_publickey`` with ``key.public_blob`` set, as in paramiko.
+        """
+        return False
+
+    def check_auth_certificate(self, username: str, key: PKey, certificate: Certificate) -> int:
+        """Decide a valid certificate from a trusted CA; geossh only.
+
+        ``key`` is the certified key, ``certificate`` a
+        ``geossh.proto.keys.Certificate`` (``key_id``, ``serial``,
+        ``principals``, ``extensions``, ``force_command`` …). The default
+        accepts it unless it carries ``force-command``, which only the
+        application can enforce: override to honour it (and its extensions,
+        e.g. ``permit-pty``).
+        """
+        if certificate.force_command is not None:
+            return AUTH_FAILED
+        return AUTH_SUCCESSFUL
+
+    def check_auth_hostbased(
+        self, username: str, key: PKey, client_host: str, client_user: str
+    ) -> int:
+        """Method ``hostbased`` (RFC 4252 §9); geossh only.
+
+        The signature by ``key`` (the client host's key) is already
+        verified. Check that ``key`` belongs to ``client_host`` (OpenSSH
+        sends the name with a trailing dot) and that ``client_user`` there
+        may log in as ``username``.
+        """
+        return AUTH_FAILED
 
     # -- global requests (RFC 4254 §4, §7) ---------------------------------
     def check_port_forward_request(self, address: str, port: int) -> int | bool:

@@ -355,3 +355,36 @@ def test_parse_never_raises(d: Path, data: st.DataObject) -> None:
     for entry in ak:
         assert isinstance(entry.key, keys.SSHKey)
         entry.allows_source("10.1.1.1")
+
+
+# -- sshd's field and line rules (ASCII only) -----------------------------------------
+
+
+@pytest.mark.parametrize("separator", ["\x1c", "\x1d", "\x1e", "\x0b", "\x0c", "\x85", "\u2028"])
+def test_only_newline_ends_a_line(d: Path, separator: str) -> None:
+    """str.splitlines() would split here and turn a comment into an unrestricted key."""
+    text = f'command="/bin/restricted" {bare(d, "alice")} comment{separator}{bare(d, "bob")}\n'
+    parsed = AuthorizedKeys.parse(text)
+    assert [entry.key for entry in parsed] == [key(d, "alice")]
+    assert parsed.entries[0].command == "/bin/restricted"
+    assert parsed.find(key(d, "bob"), now=0) is None
+
+
+def test_fields_are_separated_by_space_and_tab_only(d: Path) -> None:
+    kind, blob = bare(d, "alice").split()
+    assert len(AuthorizedKeys.parse(f"{kind}\u00a0{blob}\n{kind}\u2003{blob}")) == 0
+    parsed = AuthorizedKeys.parse(f" \t{kind}\t{blob}\tmy  key \r\n")
+    assert [(e.key, e.comment) for e in parsed] == [(key(d, "alice"), "my  key")]
+
+
+@pytest.mark.parametrize(
+    "options",
+    ['permitopen="host:\u00b2"', 'permitlisten="\u00b2"', 'permitopen="h:\uff12\uff12"',
+     'expiry-time="\uff12\uff10\uff12\uff10\uff10\uff11\uff10\uff11"', 'tunnel="\u00b2"'],
+)  # fmt: skip
+def test_non_ascii_digits_are_rejected_not_raised(
+    d: Path, options: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="geossh.auth"):
+        assert len(AuthorizedKeys.parse(f"{options} {bare(d, 'alice')}")) == 0
+    assert "skipped" in caplog.text
