@@ -9,19 +9,20 @@ Pure: imports no I/O.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from geossh.errors import IncompatiblePeer
 from geossh.proto import wire
-from geossh.proto.constants import MSG
+from geossh.proto.cipher import CIPHERS, MACS
+from geossh.proto.compression import COMPRESSIONS
+from geossh.proto.constants import MAX_NAME_LIST, MSG
+from geossh.proto.kex import KEX_METHODS
 
 STRICT_KEX_SERVER = "kex-strict-s-v00@openssh.com"
 STRICT_KEX_CLIENT = "kex-strict-c-v00@openssh.com"
 EXT_INFO_CLIENT = "ext-info-c"
 EXT_INFO_SERVER = "ext-info-s"
-MARKERS = frozenset(
-    {STRICT_KEX_SERVER, STRICT_KEX_CLIENT, EXT_INFO_CLIENT, EXT_INFO_SERVER}
-)
+MARKERS = frozenset({STRICT_KEX_SERVER, STRICT_KEX_CLIENT, EXT_INFO_CLIENT, EXT_INFO_SERVER})
 
 DEFAULT_KEX = (
     "mlkem768x25519-sha256",
@@ -102,11 +103,15 @@ class KexInit:
         """Decode a KEXINIT payload (including its message byte)."""
         reader = wire.Reader(payload, 1)
         cookie = reader.raw(16)
-        lists = [reader.name_list() for _ in range(10)]
+        kex, host_key, c_c2s, c_s2c, m_c2s, m_s2c, z_c2s, z_s2c, l_c2s, l_s2c = (
+            reader.name_list(MAX_NAME_LIST) for _ in range(10)
+        )
         follows = reader.boolean()
         reader.u32()  # reserved
         reader.check_end()
-        return cls(cookie, *lists, first_kex_follows=follows)
+        return cls(
+            cookie, kex, host_key, c_c2s, c_s2c, m_c2s, m_s2c, z_c2s, z_s2c, l_c2s, l_s2c, follows
+        )
 
     def encode(self) -> bytes:
         """Encode as a KEXINIT payload."""
@@ -185,6 +190,11 @@ def _choose(category: str, client: list[str], server: list[str]) -> str:
     raise IncompatiblePeer(f"Incompatible ssh peer (no acceptable {category})")
 
 
+def _first(names: list[str]) -> str | None:
+    """The most preferred real algorithm of a list (markers skipped)."""
+    return next((name for name in names if name not in MARKERS), None)
+
+
 def negotiate(client: KexInit, server: KexInit, aead_ciphers: set[str]) -> Negotiated:
     """Pick one algorithm per category, client preference first (RFC 4253 §7.1)."""
     kex = _choose("kex algorithm", client.kex, server.kex)
@@ -195,12 +205,10 @@ def negotiate(client: KexInit, server: KexInit, aead_ciphers: set[str]) -> Negot
     mac_s2c = "" if s2c in aead_ciphers else _choose("mac", client.macs_s2c, server.macs_s2c)
     comp_c2s = _choose("compression", client.compression_c2s, server.compression_c2s)
     comp_s2c = _choose("compression", client.compression_s2c, server.compression_s2c)
-    real_client_kex = [name for name in client.kex if name not in MARKERS]
-    guess_right = (
-        bool(real_client_kex)
-        and real_client_kex[0] == kex
-        and bool(client.host_key)
-        and client.host_key[0] == host_key
+    # RFC 4253 §7.1: a guessed first kex packet is right only when both sides
+    # prefer the same kex and host-key algorithms (OpenSSH proposals_match).
+    guess_right = _first(client.kex) == _first(server.kex) == kex and (
+        _first(client.host_key) == _first(server.host_key) == host_key
     )
     return Negotiated(
         kex=kex,
@@ -214,4 +222,26 @@ def negotiate(client: KexInit, server: KexInit, aead_ciphers: set[str]) -> Negot
         strict_kex=STRICT_KEX_SERVER in server.kex and STRICT_KEX_CLIENT in client.kex,
         client_ext_info=EXT_INFO_CLIENT in client.kex,
         guess_was_right=guess_right,
+    )
+
+
+def offerable(kexinit: KexInit, have_moduli: bool) -> KexInit:
+    """Drop names we cannot run, so negotiation can only pick what we implement.
+
+    Group exchange needs moduli; markers (strict kex) pass through.
+    """
+    kex = [
+        name
+        for name in kexinit.kex
+        if name in MARKERS or (name in KEX_METHODS and (name not in GEX_KEX or have_moduli))
+    ]
+    return replace(
+        kexinit,
+        kex=kex,
+        ciphers_c2s=[name for name in kexinit.ciphers_c2s if name in CIPHERS],
+        ciphers_s2c=[name for name in kexinit.ciphers_s2c if name in CIPHERS],
+        macs_c2s=[name for name in kexinit.macs_c2s if name in MACS],
+        macs_s2c=[name for name in kexinit.macs_s2c if name in MACS],
+        compression_c2s=[name for name in kexinit.compression_c2s if name in COMPRESSIONS],
+        compression_s2c=[name for name in kexinit.compression_s2c if name in COMPRESSIONS],
     )

@@ -9,7 +9,17 @@ the connection protocol (RFC 4254) behind an h11-style interface:
   to one event takes effect before the next packet is looked at;
 * commands (``auth``/``channels`` methods, ``send_disconnect`` …) queue
   output, and ``data_to_send()`` returns it for one ``sendall``;
-* ``deadline()`` / ``handle_timer(now)`` drive timeouts with a clock passed in.
+* ``deadline()`` / ``handle_timer(now)`` drive timeouts with a clock passed in;
+  ``next_event`` also enforces the handshake deadlines at the ``now`` of the
+  latest ``receive_data``, so a peer that keeps the socket busy cannot outrun
+  them.
+
+Dispatch by message number (RFC 4250 §4.1) and role: 1-49 belong to the
+transport, 50-79 to user authentication (only the client-to-server ones are
+accepted; USERAUTH_SUCCESS and the like from a client get UNIMPLEMENTED),
+80-127 to the connection protocol, which is a protocol error before
+authentication succeeded; unknown numbers get UNIMPLEMENTED. Until then,
+packets are also limited to ``PREAUTH_MAX_PACKET`` bytes.
 
 A protocol violation raises ``RemoteProtocolError``; the driver then calls
 ``send_disconnect(err.code, str(err))``, flushes and closes. The core never
@@ -27,7 +37,12 @@ from geossh.proto.config import ServerConfig
 from geossh.proto.events import Event
 from geossh.proto.transport import TransportLayer
 
-_AUTH_MESSAGES = frozenset(range(50, 80)) | {5, 6, 7}
+_AUTH_MESSAGES = frozenset(range(50, 80)) | {5, 6}
+_CONNECTION_MESSAGES = range(80, 128)
+#: Largest packet accepted before authentication: ample for KEXINIT, kex and
+#: userauth (certificates included), above RFC 4253 §6.1's 35000, and a
+#: quarter of what an unauthenticated peer could otherwise make us buffer.
+PREAUTH_MAX_PACKET = 64 * 1024
 
 
 class Connection:
@@ -40,10 +55,15 @@ class Connection:
         self.auth = AuthLayer(config, self.transport, self._events)
         self.channels = ChannelLayer(config, self.transport, self._events)
         self.errored = False
+        self._preauth_limit = True
+        reader = self.transport.reader
+        reader.max_packet_size = min(reader.max_packet_size, PREAUTH_MAX_PACKET)
 
     # -- input ------------------------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
-        """Feed bytes read from the peer."""
+        """Feed bytes read from the peer (dropped once the connection failed)."""
+        if self.errored:
+            return
         self.transport.receive_data(data, now)
 
     def next_event(self) -> Event | None:
@@ -54,6 +74,7 @@ class Connection:
         if self.errored:
             return None
         try:
+            self._check_deadlines(self.transport.now)
             self._decode_until_event()
         except RemoteProtocolError:
             self.errored = True
@@ -64,21 +85,24 @@ class Connection:
         events = self._events
         transport = self.transport
         channels = self.channels
+        if self._preauth_limit and self.auth.authenticated:
+            self._preauth_limit = False
+            transport.reader.max_packet_size = self.config.max_packet_size
         while not events:
             packet = transport.next_packet()
             if packet is None:
                 return
             seq, payload = packet
             msg = payload[0]
-            if msg >= 80:
+            if msg in _CONNECTION_MESSAGES:
                 if not self.auth.authenticated:
                     raise RemoteProtocolError(f"message {msg} before authentication")
-                if not channels.handle(payload):
-                    transport.send_unimplemented(seq)
+                handled = channels.handle(payload)
             elif msg in _AUTH_MESSAGES:
-                if not self.auth.handle(seq, payload):
-                    transport.send_unimplemented(seq)
+                handled = self.auth.handle(seq, payload)
             else:
+                handled = False
+            if not handled:
                 transport.send_unimplemented(seq)
 
     # -- output -------------------------------------------------------------------
@@ -98,6 +122,8 @@ class Connection:
     # -- timers -------------------------------------------------------------------
     def deadline(self) -> float | None:
         """The next time ``handle_timer`` must be called, or None."""
+        if self.closed or self.errored:
+            return None
         candidates = [self.transport.deadline()]
         if not self.auth.authenticated:
             candidates.append(self.auth.deadline())
@@ -106,5 +132,16 @@ class Connection:
 
     def handle_timer(self, now: float) -> None:
         """Handle expired deadlines; raises ``RemoteProtocolError`` on a timeout."""
-        self.transport.handle_timer(now)
-        self.auth.check_deadline(now)
+        if self.errored or self.closed:
+            return
+        try:
+            self.transport.handle_timer(now)
+            self.auth.check_deadline(now)
+        except RemoteProtocolError:
+            self.errored = True
+            raise
+
+    def _check_deadlines(self, now: float) -> None:
+        self.transport.check_deadlines(now)
+        if not self.closed:
+            self.auth.check_deadline(now)

@@ -201,6 +201,9 @@ class PacketReader(_Direction):
         if self._decompressor is not None:
             payload = self._decompressor.decompress(payload)
         self._pos = pos + total
+        if self._pos == len(self._buf):  # all consumed: free the chunk now, not at the next feed
+            del self._buf[:]
+            self._pos = 0
         self._pending = -1
         self.packets_since_keys += 1
         self.bytes_since_keys += total

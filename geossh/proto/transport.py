@@ -23,6 +23,22 @@ Any other (state, message) pair is a protocol error. Strict kex
 peer's KEXINIT must be packet 0, nothing but kex messages may arrive during
 the initial exchange, and both sequence numbers restart at every NEWKEYS.
 
+Input rules (RFC 4253 §7.1, §11): until its first NEWKEYS, and from any
+later KEXINIT to its NEWKEYS, the peer may send only messages 1-49 (no
+SERVICE_REQUEST); unassigned numbers in 8-19 and 22-29 get UNIMPLEMENTED in
+any state. EXT_INFO from the client is refused: we never offer ext-info-s
+(RFC 8308 §2.1). Ours goes out once, right after our first NEWKEYS, when the
+client offered ext-info-c. An event (version, kex done, disconnect) stops
+decoding, so the driver sees it before the next packet is read.
+
+Resource bounds: held output may contain at most ``MAX_HELD_CONTROL``
+non-data messages, so a peer that provokes replies while it ignores our
+KEXINIT cannot grow memory (CVE-2025-26466 in OpenSSH). The version line and
+the initial key exchange have absolute deadlines from the connection's
+start; a re-key must end ``handshake_timeout`` after it began. Errors found
+outside ``next_packet`` (version line, held-output overflow) are raised by
+the next ``next_packet``, so ``receive_data`` itself never raises.
+
 Pure: no gevent, sockets, threads or clocks; time arrives as ``now``.
 """
 
@@ -31,21 +47,22 @@ from __future__ import annotations
 import enum
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from geossh.errors import LocalProtocolError, MessageOrderError, RemoteProtocolError
 from geossh.proto import wire
 from geossh.proto.algorithms import (
-    GEX_KEX,
     KEY_TYPE_FOR_ALGORITHM,
     KexInit,
     Negotiated,
     negotiate,
+    offerable,
 )
 from geossh.proto.cipher import CIPHERS, key_sizes
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import MSG, DisconnectReason
 from geossh.proto.events import DisconnectReceived, Event, KexCompleted, VersionReceived
-from geossh.proto.kex import KEX_METHODS, KexContext, ServerKex, create_server_kex, derive_key
+from geossh.proto.kex import KexContext, ServerKex, create_server_kex, derive_key
 from geossh.proto.keys import SSHKey
 from geossh.proto.packet import DirectionKeys, PacketReader, PacketWriter
 from geossh.proto.version import VersionParser
@@ -107,9 +124,16 @@ class TransportLayer:
         self.strict_kex = False
         self.closed = False
         self.kex_state = KexState.IDLE
-        self._version = VersionParser()
+        self._version: VersionParser | None = VersionParser()
         self._out: list[bytes] = [config.server_version.encode("ascii") + b"\r\n"]
         self._held: list[bytes] = []
+        self._held_control = 0
+        # An error found outside ``next_packet`` (a bad version line, too
+        # much held output), raised by the next ``next_packet`` call.
+        self._failure: RemoteProtocolError | None = None
+        # When the running key exchange began; None until a clock reading
+        # follows a KEXINIT sent outside input handling (see ``_stamp``).
+        self._kex_started_at: float | None = now
         self._server_kexinit: KexInit | None = None
         self._server_kexinit_bytes = b""
         self._client_kexinit_bytes = b""
@@ -117,73 +141,111 @@ class TransportLayer:
         self._ignore_guessed_packet = False
         self._pending_in_keys: DirectionKeys | None = None
         self._keys_at = now
-        self._handlers = {
-            MSG.DISCONNECT: self._on_disconnect,
-            MSG.IGNORE: self._on_ignorable,
-            MSG.DEBUG: self._on_ignorable,
-            MSG.UNIMPLEMENTED: self._on_ignorable,
-            MSG.KEXINIT: self._on_kexinit,
-            MSG.NEWKEYS: self._on_newkeys,
-        }
-        self._send_kexinit()
+        self._send_kexinit(now)
 
     # -- input ----------------------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
-        """Feed bytes read from the peer."""
-        self.now = now
-        if self.closed:
+        """Feed bytes read from the peer; errors surface from ``next_packet``."""
+        self._stamp(now)
+        if self.closed or self._failure is not None:
             return
-        if self.client_version is not None:
+        if self._version is None:
             self.reader.feed(data)
             return
-        result = self._version.feed(data)
+        try:
+            result = self._version.feed(data)
+        except RemoteProtocolError as exc:
+            self._failure = exc
+            self._version = None
+            return
         if result is None:
             return
         self.client_version, leftover = result
+        self._version = None  # its buffer is no longer needed
         self.events.append(VersionReceived(self.client_version))
         if leftover:
             self.reader.feed(leftover)
 
     def next_packet(self) -> tuple[int, bytes] | None:
         """Decode packets until one is not the transport's own; None if none is ready."""
-        while not self.closed and self.client_version is not None:
+        while not self.closed:
+            if self._failure is not None:
+                raise self._failure
+            if self.client_version is None:
+                return None
             packet = self.reader.next_packet()
             if packet is None:
                 return None
             seq, payload = packet
             if not payload:
                 raise RemoteProtocolError("empty packet")
-            msg = payload[0]
-            if self.strict_kex and not self.initial_kex_done and msg not in (1, 20, 21):
-                if not 30 <= msg < 50:
-                    raise MessageOrderError(f"message {msg} during strict initial key exchange")
-            handler = self._handlers.get(msg)
-            if handler is not None:
-                handler(seq, payload)
-            elif 30 <= msg < 50:
-                self._on_kex_message(payload)
-            elif not self.initial_kex_done or self.kex_state in (
-                KexState.EXCHANGING,
-                KexState.AWAIT_NEWKEYS,
-            ):
-                raise RemoteProtocolError(f"message {msg} not allowed during key exchange")
-            else:
-                self._check_rekey_volume()
+            if not self._handle_own(seq, payload):
+                self._check_rekey_volume(self.now)
                 return seq, payload
+            if self.events:
+                return None  # let the driver see it before the next packet is read
         return None
+
+    def _handle_own(self, seq: int, payload: bytes) -> bool:
+        """Handle a transport-layer packet; False if it belongs to a higher layer."""
+        msg = payload[0]
+        if self.strict_kex and not self.initial_kex_done and msg not in _STRICT_ALLOWED:
+            raise MessageOrderError(f"message {msg} during strict initial key exchange")
+        handler = _HANDLERS.get(msg)
+        if handler is not None:
+            handler(self, seq, payload)
+        elif 30 <= msg < 50:
+            self._on_kex_message(payload)
+        elif msg in _UNASSIGNED_TRANSPORT:
+            self.send_unimplemented(seq)
+        elif self.peer_in_kex:
+            # RFC 4253 §7.1: from its KEXINIT to its NEWKEYS the peer sends
+            # transport and kex messages only (and no SERVICE_REQUEST).
+            raise RemoteProtocolError(f"message {msg} not allowed during key exchange")
+        else:
+            return False
+        return True
+
+    @property
+    def peer_in_kex(self) -> bool:
+        """True until the peer's first NEWKEYS, and from its KEXINIT to its NEWKEYS."""
+        return not self.initial_kex_done or self.kex_state in (
+            KexState.EXCHANGING,
+            KexState.AWAIT_NEWKEYS,
+        )
 
     # -- output -----------------------------------------------------------------
     def send(self, payload: bytes) -> None:
         """Queue one message; non-kex messages wait while a key exchange runs."""
         if self.closed:
             return
-        if self.kex_state is not KexState.IDLE and payload[0] not in _KEX_SAFE_OUT:
-            if self.kex_state is not KexState.AWAIT_NEWKEYS:
-                self._held.append(payload)
-                return
+        if self.sending_blocked and payload[0] not in _KEX_SAFE_OUT:
+            self._hold(payload)
+            return
+        self._encode_out(payload)
+
+    def _encode_out(self, payload: bytes) -> None:
+        """Encode a non-kex message now; start compression or a re-key when due.
+
+        The volume check runs per packet, so a re-key starts at the configured
+        byte count even when a whole channel window is encoded in one go.
+        """
         self._out.append(self.writer.encode(payload))
         if payload[0] == MSG.USERAUTH_SUCCESS:
             self._start_delayed_compression()
+        elif self.writer.bytes_since_keys > self.config.rekey_bytes:
+            self._check_rekey_volume(self.now)
+
+    def _hold(self, payload: bytes) -> None:
+        """Keep a message until our NEWKEYS, bounding peer-provoked replies."""
+        self._held.append(payload)
+        if payload[0] in _DATA_MESSAGES:
+            return  # bounded by the channel windows the peer granted
+        self._held_control += 1
+        if self._held_control > MAX_HELD_CONTROL and self._failure is None:
+            self._failure = RemoteProtocolError(
+                f"more than {MAX_HELD_CONTROL} replies held back during key exchange"
+            )
 
     def _start_delayed_compression(self) -> None:
         """zlib@openssh.com starts right after USERAUTH_SUCCESS is encoded (both ways)."""
@@ -197,7 +259,7 @@ class TransportLayer:
 
     def data_to_send(self) -> bytes:
         """Everything encoded since the last call, ready for one ``sendall``."""
-        self._check_rekey_volume()
+        self._check_rekey_volume(None)
         if not self._out:
             return b""
         data = b"".join(self._out)
@@ -214,10 +276,7 @@ class TransportLayer:
         if self.closed:
             return
         payload = (
-            bytes((MSG.DISCONNECT,))
-            + wire.u32(code)
-            + wire.string(description)
-            + wire.string(b"")
+            bytes((MSG.DISCONNECT,)) + wire.u32(code) + wire.string(description) + wire.string(b"")
         )
         self._out.append(self.writer.encode(payload))
         self.closed = True
@@ -230,40 +289,73 @@ class TransportLayer:
         """Send SSH_MSG_IGNORE carrying ``data``."""
         self.send(bytes((MSG.IGNORE,)) + wire.string(data))
 
-    def start_rekey(self) -> None:
-        """Begin a server-initiated key re-exchange (no-op if one runs)."""
+    def start_rekey(self, now: float | None = None) -> None:
+        """Begin a server-initiated key re-exchange (no-op if one runs).
+
+        Its deadline counts from ``now``, or from the next clock reading the
+        core gets (``receive_data``/``handle_timer``) when ``now`` is None.
+        """
         if not self.initial_kex_done:
             raise LocalProtocolError("initial key exchange has not completed")
         if self.kex_state is KexState.IDLE and not self.closed:
-            self._send_kexinit()
+            self._send_kexinit(now)
 
     # -- timers -------------------------------------------------------------------
     def deadline(self) -> float | None:
-        """The next moment ``handle_timer`` must run, or None."""
+        """The next moment ``handle_timer`` must run, or None.
+
+        The version and the initial key exchange have absolute deadlines
+        counted from the start of the connection, so a peer trickling bytes
+        cannot extend them; a re-key must finish ``handshake_timeout`` after
+        it began.
+        """
         cfg = self.config
+        if self.closed:
+            return None
         if self.client_version is None:
             return self.started_at + cfg.banner_timeout
         if not self.initial_kex_done:
             return self.started_at + cfg.banner_timeout + cfg.handshake_timeout
-        if cfg.rekey_seconds is not None and self.kex_state is KexState.IDLE:
+        if self.kex_state is not KexState.IDLE:
+            if self._kex_started_at is None:
+                return self.now  # due now: the next clock reading starts the count
+            return self._kex_started_at + cfg.handshake_timeout
+        if cfg.rekey_seconds is not None:
             return self._keys_at + cfg.rekey_seconds
         return None
 
-    def handle_timer(self, now: float) -> None:
-        """Act on expired deadlines: handshake timeouts and time-based re-key."""
-        self.now = now
+    def check_deadlines(self, now: float) -> None:
+        """Raise ``RemoteProtocolError`` if a handshake deadline has passed at ``now``."""
         cfg = self.config
+        if self.closed:
+            return
         if self.client_version is None and now >= self.started_at + cfg.banner_timeout:
             raise RemoteProtocolError("timeout waiting for the identification line")
-        limit = self.started_at + cfg.banner_timeout + cfg.handshake_timeout
-        if not self.initial_kex_done and now >= limit:
-            raise RemoteProtocolError("key exchange timed out", DisconnectReason.KEY_EXCHANGE_FAILED)
+        if not self.initial_kex_done:
+            if now >= self.started_at + cfg.banner_timeout + cfg.handshake_timeout:
+                raise RemoteProtocolError(
+                    "key exchange timed out", DisconnectReason.KEY_EXCHANGE_FAILED
+                )
+            return
+        started = self._kex_started_at
+        if self.kex_state is KexState.IDLE or started is None:
+            return
+        if now >= started + cfg.handshake_timeout:
+            raise RemoteProtocolError(
+                "key re-exchange timed out", DisconnectReason.KEY_EXCHANGE_FAILED
+            )
+
+    def handle_timer(self, now: float) -> None:
+        """Act on expired deadlines: handshake timeouts and time-based re-key."""
+        self._stamp(now)
+        self.check_deadlines(now)
+        cfg = self.config
         if (
             self.initial_kex_done
             and cfg.rekey_seconds is not None
             and now >= self._keys_at + cfg.rekey_seconds
         ):
-            self.start_rekey()
+            self.start_rekey(now)
 
     # -- transport messages ---------------------------------------------------
     def _on_disconnect(self, seq: int, payload: bytes) -> None:
@@ -277,12 +369,17 @@ class TransportLayer:
         if payload[0] == MSG.UNIMPLEMENTED and len(payload) >= 5:
             _log.debug("peer sent UNIMPLEMENTED for packet %d", wire.Reader(payload, 1).u32())
 
+    def _on_ext_info(self, seq: int, payload: bytes) -> None:
+        # RFC 8308 §2.1: a client may send EXT_INFO only to a server that
+        # offered ext-info-s, which we never do; no slot is legal for it.
+        raise RemoteProtocolError("EXT_INFO from the client, but ext-info-s was not offered")
+
     def _on_kexinit(self, seq: int, payload: bytes) -> None:
         if self.kex_state in (KexState.EXCHANGING, KexState.AWAIT_NEWKEYS):
             raise RemoteProtocolError("KEXINIT during a key exchange")
         client = KexInit.decode(payload)
         if self.kex_state is KexState.IDLE:
-            self._send_kexinit()
+            self._send_kexinit(self.now)
         assert self._server_kexinit is not None
         negotiated = negotiate(client, self._server_kexinit, set(_AEAD))
         if not self.initial_kex_done:
@@ -339,9 +436,7 @@ class TransportLayer:
         self._kex = None
         held, self._held = self._held, []
         for payload in held:
-            self._out.append(self.writer.encode(payload))
-            if payload[0] == MSG.USERAUTH_SUCCESS:
-                self._start_delayed_compression()
+            self._encode_out(payload)  # no re-key can start before the peer's NEWKEYS
 
     def _on_newkeys(self, seq: int, payload: bytes) -> None:
         if self.kex_state is not KexState.AWAIT_NEWKEYS or self._pending_in_keys is None:
@@ -354,24 +449,35 @@ class TransportLayer:
         self._pending_in_keys = None
         self.kex_state = KexState.IDLE
         self._keys_at = self.now
+        # Only needed during the exchange: keep idle connections small.
+        self._server_kexinit = None
+        self._server_kexinit_bytes = self._client_kexinit_bytes = b""
+        self._held_control = 0
         initial = not self.initial_kex_done
         self.initial_kex_done = True
         self.events.append(KexCompleted(initial))
+        # Data sent while the peer's NEWKEYS was on its way counts under the
+        # new keys; if it already exceeds the limit, re-key again at once.
+        self._check_rekey_volume(self.now)
 
     # -- helpers --------------------------------------------------------------
-    def _send_kexinit(self) -> None:
-        prefs = self.config.preferences
-        kexinit = prefs.build_kexinit(set(self.config.host_keys), initial=not self.initial_kex_done)
-        usable = [
-            name
-            for name in kexinit.kex
-            if name not in KEX_METHODS or (name not in GEX_KEX or self.config.moduli)
-        ]
-        kexinit = KexInit(**{**kexinit.__dict__, "kex": usable})
+    def _stamp(self, now: float) -> None:
+        """Record a clock reading; it starts the count of a key exchange begun without one."""
+        self.now = now
+        if self._kex_started_at is None and self.kex_state is not KexState.IDLE:
+            self._kex_started_at = now
+
+    def _send_kexinit(self, now: float | None) -> None:
+        cfg = self.config
+        kexinit = offerable(
+            cfg.preferences.build_kexinit(set(cfg.host_keys), initial=not self.initial_kex_done),
+            bool(cfg.moduli),
+        )
         self._server_kexinit = kexinit
         self._server_kexinit_bytes = kexinit.encode()
         self._out.append(self.writer.encode(self._server_kexinit_bytes))
         self.kex_state = KexState.KEXINIT_SENT
+        self._kex_started_at = now
 
     def _derive(self, kex: ServerKex, negotiated: Negotiated, *, outbound: bool) -> DirectionKeys:
         assert self.session_id is not None
@@ -413,10 +519,22 @@ class TransportLayer:
             + wire.string(value)
         )
 
-    def _check_rekey_volume(self) -> None:
+    def _check_rekey_volume(self, now: float | None) -> None:
         if self.kex_state is not KexState.IDLE or not self.initial_kex_done or self.closed:
             return
         limit = self.config.rekey_bytes
         if self.reader.bytes_since_keys > limit or self.writer.bytes_since_keys > limit:
             _log.debug("re-keying after %d bytes", limit)
-            self._send_kexinit()
+            self._send_kexinit(now)
+
+
+# The transport's own messages (one table per class, not per connection).
+_HANDLERS: dict[int, Callable[[TransportLayer, int, bytes], None]] = {
+    MSG.DISCONNECT: TransportLayer._on_disconnect,
+    MSG.IGNORE: TransportLayer._on_ignorable,
+    MSG.DEBUG: TransportLayer._on_ignorable,
+    MSG.UNIMPLEMENTED: TransportLayer._on_ignorable,
+    MSG.EXT_INFO: TransportLayer._on_ext_info,
+    MSG.KEXINIT: TransportLayer._on_kexinit,
+    MSG.NEWKEYS: TransportLayer._on_newkeys,
+}

@@ -55,6 +55,9 @@ class VersionParser:
                 )
             if line.startswith(b"SSH-"):
                 return _check_version(line.rstrip(b"\r")), bytes(self._buffer)
+            if b"\x00" in line:
+                # Binary data (e.g. a packet sent without a version line).
+                raise RemoteProtocolError("NUL before the identification line")
             self._lines += 1
             self._consumed += newline + 1
             if self._lines > self._max_lines or self._consumed > self._max_bytes:
