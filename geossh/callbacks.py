@@ -2,24 +2,39 @@
 
 Channel opens, channel requests and global requests are parsed here and
 passed to paramiko's callbacks with paramiko's argument types (``command``,
-``term``, env ``name``/``value`` as bytes). A malformed request body gets a
-failure reply; a callback that raises fails that one request (logged with
-its traceback). Replies are queued before any data user code sends after
-the callback returns, because the core's output is ordered.
+``term``, ``modes``, env ``name``/``value`` as bytes). A malformed request
+body (including malformed terminal modes) gets a failure reply without
+calling the application; so does a session request (``exec``, ``pty-req`` …)
+on a channel that is not a session, as in OpenSSH. A callback that raises
+fails that one request (logged with its traceback).
+
+Ordering (DESIGN.md): ``answer_channel_request`` closes the channel's send
+gate while the callback runs, so a greenlet the callback woke or spawned
+cannot put data, EOF or CLOSE on the wire before the reply, even if the
+callback yields; sends from the callback itself pass the gate.
+
+Beyond paramiko's ServerInterface, a server may define
+``check_channel_signal_request(channel, signal_name)`` (``signal``, name
+without "SIG") and ``check_channel_break_request(channel, length_ms)``
+(``break``, RFC 4335); without them those requests fail.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from geossh.common import OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
 from geossh.errors import RemoteProtocolError
 from geossh.message import Message
 from geossh.proto import wire
+from geossh.pty import PtyModesError, decode_modes
 
 if TYPE_CHECKING:
     from geossh.channel import Channel
+    from geossh.proto.channels import ChannelLayer
+    from geossh.proto.events import ChannelRequestReceived
     from geossh.server import ServerInterface
 
 
@@ -62,6 +77,10 @@ def _pty(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
     term = r.string(1024)
     width, height, pw, ph = r.u32(), r.u32(), r.u32(), r.u32()
     modes = r.string(4096)
+    try:
+        decode_modes(modes)
+    except PtyModesError as exc:
+        raise RemoteProtocolError(f"bad terminal modes: {exc}") from None
     return server.check_channel_pty_request(chan, term, width, height, pw, ph, modes)
 
 
@@ -106,7 +125,8 @@ def _exit_status(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
     return chan._set_exit_status(r.rest())
 
 
-_REQUESTS = {
+_Handler = Callable[["ServerInterface", "Channel", wire.Reader], Any]
+_REQUESTS: dict[str, _Handler] = {
     "pty-req": _pty,
     "shell": lambda server, chan, r: server.check_channel_shell_request(chan),
     "exec": _exec,
@@ -122,6 +142,8 @@ _REQUESTS = {
     "exit-status": _exit_status,
     "xon-xoff": lambda server, chan, r: True,
 }
+# Requests that only make sense on a session channel (RFC 4254 §6).
+_SESSION_ONLY = frozenset(_REQUESTS) - {"exit-status", "xon-xoff"}
 
 
 def channel_request_result(
@@ -130,17 +152,48 @@ def channel_request_result(
     """Ask the application about one channel request; True means success."""
     handler = _REQUESTS.get(kind)
     if handler is None:
-        log.debug("Unhandled channel request %r on channel %s", kind, chan.get_name())
+        log.debug("[chan %s] Unhandled channel request %r", chan.get_name(), kind)
+        return False
+    if kind in _SESSION_ONLY and chan.kind != "session":
+        log.info("[chan %s] Refused %r on a %s channel", chan.get_name(), kind, chan.kind)
         return False
     try:
         result = handler(server, chan, wire.Reader(data))
     except RemoteProtocolError as exc:
-        log.warning("Malformed %s request on channel %s: %s", kind, chan.get_name(), exc)
+        log.warning("[chan %s] Malformed %s request: %s", chan.get_name(), kind, exc)
         return False
     except Exception:
-        log.error("Exception in %s request handler", kind, exc_info=True)
+        log.error("[chan %s] Exception in %s request handler", chan.get_name(), kind, exc_info=True)
         return False
     return bool(result)
+
+
+def answer_channel_request(
+    server: ServerInterface | None,
+    log: logging.LoggerAdapter[Any],
+    core: ChannelLayer,
+    chan: Channel | None,
+    event: ChannelRequestReceived,
+) -> None:
+    """Run the request's callback behind the channel's send gate, then queue the reply.
+
+    Other greenlets' sends on ``chan`` wait until the reply is queued, so it
+    reaches the wire first (want_reply false: no reply, the gate still holds).
+    """
+    if chan is None or server is None:
+        if event.want_reply:
+            core.reply_channel_request(event.channel_id, False)
+        return
+    with chan._request_gate():
+        ok = channel_request_result(server, log, chan, event.kind, event.data)
+        if event.want_reply:
+            core.reply_channel_request(event.channel_id, ok)
+
+
+_STREAMLOCAL_FORWARD = {
+    "streamlocal-forward@openssh.com": "check_streamlocal_forward_request",
+    "cancel-streamlocal-forward@openssh.com": "cancel_streamlocal_forward_request",
+}
 
 
 def global_request_reply(
@@ -158,6 +211,10 @@ def global_request_reply(
             if not bound:
                 return False, b""
             return True, wire.u32(port if bound is True else int(bound))
+        if kind in _STREAMLOCAL_FORWARD:  # OpenSSH PROTOCOL §2.4; optional callbacks
+            path = wire.Reader(data).text(4096)
+            check = getattr(server, _STREAMLOCAL_FORWARD[kind], None)
+            return bool(call(log, check, False, path)), b""
     except RemoteProtocolError:
         return False, b""
     result = call(log, server.check_global_request, False, kind, Message(data))
@@ -170,4 +227,4 @@ def global_request_reply(
 
 def open_succeeded(result: Any) -> bool:
     """paramiko's int semantics: 0 (and False) accept, anything else refuses."""
-    return result == OPEN_SUCCEEDED
+    return bool(result == OPEN_SUCCEEDED)

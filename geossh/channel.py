@@ -2,27 +2,37 @@
 
 A Channel is created by the Transport, never by users. Reads block only
 the calling greenlet (``socket.timeout`` on timeout, ``b""`` at EOF); sends
-wait for the peer's window. Protocol state lives in the core
+wait for the peer's window, for a running key exchange to finish and for
+the reply to a channel request whose callback is still running (the send
+gate, see ``geossh.callbacks``). Protocol state lives in the core
 (``geossh.proto.channels``); this module holds buffers and waits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-import socket
 import struct
+import weakref
+from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import gevent
 from gevent.event import Event
 
 from geossh._green.pipe import ByteBuffer
-from geossh.errors import LocalProtocolError
+from geossh.errors import LocalProtocolError, SSHException
 from geossh.file import BufferedFile
 from geossh.proto import wire
+from geossh.proto.channels import SEND_LIMIT
 from geossh.util import ClosingContextManager
 
 if TYPE_CHECKING:
     from geossh.transport import Transport
+
+Sendable = bytes | bytearray | memoryview | str
 
 
 class _ReadyPipe:
@@ -31,28 +41,32 @@ class _ReadyPipe:
     def __init__(self) -> None:
         self._rfd, self._wfd = os.pipe()
         os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
         self._set = False
+        self._finalizer = weakref.finalize(self, _close_fds, self._rfd, self._wfd)
 
     def fileno(self) -> int:
         return self._rfd
 
     def update(self, ready: bool) -> None:
+        if not self._finalizer.alive:
+            return
         if ready and not self._set:
             os.write(self._wfd, b"*")
             self._set = True
         elif not ready and self._set:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.read(self._rfd, 1)
-            except BlockingIOError:
-                pass
             self._set = False
 
     def close(self) -> None:
-        for fd in (self._rfd, self._wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._finalizer()
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class Channel(ClosingContextManager):
@@ -76,6 +90,10 @@ class Channel(ClosingContextManager):
         self.status_event = Event()
         self.event = Event()  # set when an open we requested was answered
         self._window_event = Event()
+        self._gate = Event()  # clear while a request callback for this channel runs
+        self._gate.set()
+        self._gate_owner: Any = None
+        self._replies: deque[list[Any]] = deque()  # [Event, result] per request sent
         self._name = str(chanid)
         self._pipe: _ReadyPipe | None = None
         self._open_error: tuple[int, str] | None = None
@@ -87,8 +105,11 @@ class Channel(ClosingContextManager):
             extra += " (EOF received)"
         if self.eof_sent:
             extra += " (EOF sent)"
+        window = ""
+        if self.transport is not None and self.transport._conn is not None and not self.closed:
+            window = f" window={self.transport._conn.channels.send_window(self.chanid)}"
         return (
-            f"<geossh.Channel {self.chanid} ({state}){extra} "
+            f"<geossh.Channel {self.chanid} ({state}){extra}{window} "
             f"in-buffer={len(self.in_buffer)} -> {self.transport!r}>"
         )
 
@@ -98,7 +119,7 @@ class Channel(ClosingContextManager):
         return self.chanid
 
     def get_name(self) -> str:
-        """The label used in log lines."""
+        """The label used in log lines (``[chan <name>]``)."""
         return self._name
 
     def set_name(self, name: str) -> None:
@@ -113,6 +134,10 @@ class Channel(ClosingContextManager):
     def getpeername(self) -> Any:
         """The peer address of the underlying connection."""
         return self.get_transport().getpeername()
+
+    def _log(self, level: int, msg: str, *args: Any) -> None:
+        if self.transport is not None:
+            self.transport.logger.log(level, "[chan %s] " + msg, self._name, *args)
 
     # -- timeouts -------------------------------------------------------------------
     def settimeout(self, timeout: float | None) -> None:
@@ -151,58 +176,95 @@ class Channel(ClosingContextManager):
         return self.in_stderr_buffer.read_ready()
 
     # -- sending ----------------------------------------------------------------
-    def send(self, s: bytes | bytearray | memoryview | str) -> int:
-        """Send some of ``s``; return the number of bytes sent (0 after EOF sent)."""
+    def send(self, s: Sendable) -> int:
+        """Send some of ``s``; return how much was sent (0 after EOF sent).
+
+        Blocks while the peer's window is closed; ``socket.timeout`` on
+        timeout, ``OSError`` if the channel is closed. For a ``str`` the count
+        is in characters, and only whole characters are sent.
+        """
         return self._send(s, 0)
 
-    def send_stderr(self, s: bytes | bytearray | memoryview | str) -> int:
+    def send_stderr(self, s: Sendable) -> int:
         """Send some of ``s`` as stderr (extended data type 1)."""
         return self._send(s, 1)
 
-    def sendall(self, s: bytes | bytearray | memoryview | str) -> None:
-        """Send all of ``s``; ``OSError`` if the channel closes first."""
+    def sendall(self, s: Sendable) -> None:
+        """Send all of ``s``; ``OSError`` if the channel closes (or EOF was sent) first."""
         self._sendall(s, 0)
 
-    def sendall_stderr(self, s: bytes | bytearray | memoryview | str) -> None:
+    def sendall_stderr(self, s: Sendable) -> None:
         """Send all of ``s`` as stderr."""
         self._sendall(s, 1)
 
-    def _sendall(self, s: bytes | bytearray | memoryview | str, stream: int) -> None:
+    def _sendall(self, s: Sendable, stream: int) -> None:
         data = memoryview(s.encode("utf-8") if isinstance(s, str) else s).cast("B")
         while data:
             sent = self._send(data, stream)
             if sent == 0:
                 raise OSError("Socket is closed")
             data = data[sent:]
+            if data:
+                gevent.sleep(0)  # a huge window and a fast peer must not starve the hub
 
-    def _send(self, s: bytes | bytearray | memoryview | str, stream: int) -> int:
-        if isinstance(s, str):
-            s = s.encode("utf-8")
+    def _send(self, s: Sendable, stream: int) -> int:
+        data = s.encode("utf-8") if isinstance(s, str) else s
         if self.closed:
             raise OSError("Socket is closed")
-        if self.eof_sent:
+        if self.eof_sent or not data:
             return 0
         transport = self.get_transport()
-        if not s:
-            return 0
+        self._wait_gate()
+        self._wait_clear_to_send(transport)
         self._wait_for_window(transport)
         if self.closed or self.eof_sent:
             return 0
+        channels = transport._conn.channels
+        if isinstance(s, str):
+            limit = min(len(data), channels.send_window(self.chanid), SEND_LIMIT)
+            data = data[: _utf8_boundary(data, limit)]
         try:
-            sent = transport._conn.channels.send_data(self.chanid, s, stream)
+            sent = channels.send_data(self.chanid, memoryview(data), stream)
         except LocalProtocolError:
             return 0
         transport._flush()
+        if isinstance(s, str):
+            return len(bytes(data[:sent]).decode("utf-8", "ignore"))
         return sent
+
+    def _wait_gate(self) -> None:
+        """Wait while another greenlet runs a request callback for this channel."""
+        if self._gate.is_set() or gevent.getcurrent() is self._gate_owner:
+            return
+        if self.timeout == 0.0 or not self._gate.wait(self.timeout):
+            raise TimeoutError()
+
+    def _wait_clear_to_send(self, transport: Transport) -> None:
+        """Wait while a key exchange holds user data back (not in the connection greenlet)."""
+        pump = transport._pump
+        core = transport._conn.transport
+        if pump is None or not core.sending_blocked or gevent.getcurrent() is transport._greenlet:
+            return
+        if self.timeout == 0.0:
+            raise TimeoutError()
+        with gevent.Timeout(transport.clear_to_send_timeout, False):
+            while core.sending_blocked and not pump.ended and not self.closed:
+                pump.wait_progress()
+        if core.sending_blocked and not pump.ended and not self.closed:
+            raise SSHException("Key-exchange timed out waiting for key negotiation")
 
     def _wait_for_window(self, transport: Transport) -> None:
         channels = transport._conn.channels
         while not self.closed and not self.eof_sent and channels.send_window(self.chanid) <= 0:
             if self.timeout == 0.0:
-                raise socket.timeout()
+                raise TimeoutError()
+            if gevent.getcurrent() is transport._greenlet:
+                # Only this greenlet reads the window adjust we would wait for.
+                self._log(logging.WARNING, "send from a callback needs more window than granted")
+                raise TimeoutError("no window: send from a callback would deadlock")
             self._window_event.clear()
             if not self._window_event.wait(self.timeout):
-                raise socket.timeout()
+                raise TimeoutError()
 
     def send_ready(self) -> bool:
         """True if a send would not block."""
@@ -215,26 +277,55 @@ class Channel(ClosingContextManager):
         self._send_request("exit-status", wire.u32(status & 0xFFFFFFFF))
 
     def send_exit_signal(
-        self, signal_name: str, core_dumped: bool = False, error_message: str = "", language: str = ""
+        self,
+        signal_name: str,
+        core_dumped: bool = False,
+        error_message: str = "",
+        language: str = "",
     ) -> None:
-        """Send ``exit-signal`` (RFC 4254 §6.10); ``signal_name`` without "SIG" (e.g. "TERM")."""
+        """Send ``exit-signal`` (RFC 4254 §6.10) instead of an exit status; call before ``close``.
+
+        ``signal_name`` is given without "SIG" (``"TERM"``, ``"KILL"``), as sshd
+        sends it when the command was killed by a signal.
+        """
         self._send_request(
             "exit-signal",
-            wire.string(signal_name)
+            wire.string(signal_name.removeprefix("SIG"))
             + wire.boolean(core_dumped)
             + wire.string(error_message)
             + wire.string(language),
         )
 
-    def _send_request(self, kind: str, data: bytes) -> None:
+    def send_request(
+        self, kind: str, data: bytes = b"", want_reply: bool = False, timeout: float | None = None
+    ) -> bool | None:
+        """Send a CHANNEL_REQUEST (geossh extension; e.g. ``keepalive@openssh.com``).
+
+        ``data`` is the request-specific, already encoded part. With
+        ``want_reply``, wait for the peer's answer and return True/False (None
+        on timeout or close); without, return None at once.
+        """
+        waiter: list[Any] | None = [Event(), None] if want_reply else None
+        if not self._send_request(kind, data, waiter):
+            return None
+        if waiter is None:
+            return None
+        waiter[0].wait(timeout)
+        return waiter[1]  # type: ignore[no-any-return]
+
+    def _send_request(self, kind: str, data: bytes, waiter: list[Any] | None = None) -> bool:
         transport = self.transport
         if transport is None or self.closed:
-            return
+            return False
+        self._wait_gate()
         try:
-            transport._conn.channels.send_request(self.chanid, kind, False, data)
+            transport._conn.channels.send_request(self.chanid, kind, waiter is not None, data)
         except LocalProtocolError:
-            return
+            return False
+        if waiter is not None:
+            self._replies.append(waiter)
         transport._flush()
+        return True
 
     # -- EOF and close ------------------------------------------------------------
     def shutdown(self, how: int) -> None:
@@ -242,8 +333,9 @@ class Channel(ClosingContextManager):
         if how in (0, 2):
             self.eof_received = 1
         if how in (1, 2) and not self.eof_sent:
+            self._wait_gate()
             self.eof_sent = True
-            if self.transport is not None:
+            if self.transport is not None and self.transport._conn is not None:
                 self.transport._conn.channels.send_eof(self.chanid)
                 self.transport._flush()
 
@@ -256,11 +348,20 @@ class Channel(ClosingContextManager):
         self.shutdown(1)
 
     def close(self) -> None:
-        """Send EOF and CLOSE; idempotent. Waiting readers and senders wake up."""
+        """Send EOF and CLOSE; idempotent. Waiting readers and senders wake up.
+
+        The ``fileno()`` pipe is closed too (only when the application closes,
+        as in paramiko).
+        """
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
         if self.closed:
             return
         transport = self.transport
-        if transport is not None and self.active:
+        if transport is not None and self.active and transport._conn is not None:
+            if not self._gate.is_set() and gevent.getcurrent() is not self._gate_owner:
+                self._gate.wait()
             transport._conn.channels.close(self.chanid)
             transport._flush()
         self._mark_closed()
@@ -284,7 +385,11 @@ class Channel(ClosingContextManager):
 
     # -- select support -----------------------------------------------------------
     def fileno(self) -> int:
-        """An fd that is readable while data is buffered or the channel is at EOF."""
+        """An fd readable while data is buffered or the channel is at EOF/closed.
+
+        Works with ``gevent.select`` (and ``select`` after monkey-patching);
+        costs two file descriptors until ``close()``.
+        """
         if self._pipe is None:
             self._pipe = _ReadyPipe()
             self.in_buffer.on_change = self._update_pipe
@@ -304,11 +409,11 @@ class Channel(ClosingContextManager):
 
     # -- files ----------------------------------------------------------------
     def makefile(self, *params: Any) -> ChannelFile:
-        """A file object over this channel (``"r"``, ``"w"``, ``"rb"`` …)."""
+        """A file object over this channel (``"r"``, ``"w"``, ``"rb"``, ``"rU"`` …)."""
         return ChannelFile(self, *params)
 
     def makefile_stderr(self, *params: Any) -> ChannelStderrFile:
-        """A file object writing stderr."""
+        """A file object over the stderr stream (writes send stderr)."""
         return ChannelStderrFile(self, *params)
 
     def makefile_stdin(self, *params: Any) -> ChannelStdinFile:
@@ -316,13 +421,26 @@ class Channel(ClosingContextManager):
         return ChannelStdinFile(self, *params)
 
     # -- called by the Transport -------------------------------------------------
+    @contextlib.contextmanager
+    def _request_gate(self) -> Iterator[None]:
+        """Hold other greenlets' sends while a request callback runs (and its reply queues)."""
+        self._gate.clear()
+        self._gate_owner = gevent.getcurrent()
+        try:
+            yield
+        finally:
+            self._gate_owner = None
+            self._gate.set()
+
     def _feed(self, data: bytes, stream: int) -> None:
         if stream == 0 or (stream == 1 and self.combine_stderr):
             self.in_buffer.feed(data)
         elif stream == 1:
             self.in_stderr_buffer.feed(data)
-        elif self.transport is not None:
-            self.transport._consumed(self.chanid, len(data))
+        else:
+            self._log(logging.DEBUG, "dropping extended data of type %d", stream)
+            if self.transport is not None:
+                self.transport._consumed(self.chanid, len(data))
 
     def _feed_eof(self) -> None:
         self.eof_received = True
@@ -332,6 +450,12 @@ class Channel(ClosingContextManager):
 
     def _window_opened(self) -> None:
         self._window_event.set()
+
+    def _reply_received(self, success: bool) -> None:
+        if self._replies:
+            waiter = self._replies.popleft()
+            waiter[1] = success
+            waiter[0].set()
 
     def _set_exit_status(self, data: bytes) -> bool:
         if len(data) != 4:
@@ -345,9 +469,22 @@ class Channel(ClosingContextManager):
         self.in_buffer.close()
         self.in_stderr_buffer.close()
         self._window_event.set()
+        self._gate.set()
         self.status_event.set()
         self.event.set()
+        while self._replies:
+            self._replies.popleft()[0].set()
         self._update_pipe()
+
+
+def _utf8_boundary(data: bytes | bytearray | memoryview, limit: int) -> int:
+    """The largest cut at or below ``limit`` that does not split a UTF-8 character."""
+    if limit >= len(data):
+        return len(data)
+    cut = limit
+    while cut > 0 and (data[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return cut or limit  # a window smaller than one character: send what fits
 
 
 class ChannelFile(BufferedFile):

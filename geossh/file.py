@@ -9,6 +9,7 @@ buffered; larger: buffered up to that size.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterable, Iterator
 
@@ -36,7 +37,8 @@ class BufferedFile(ClosingContextManager):
         self._size = 0
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # flushing at collection: nowhere to report
+            self.close()
 
     def __iter__(self) -> Iterator[str | bytes]:
         if self._closed:
@@ -110,65 +112,69 @@ class BufferedFile(ClosingContextManager):
             result = b"".join(parts)
             self._pos += len(result)
             return result
-        if size <= len(self._rbuffer):
-            result, self._rbuffer = self._rbuffer[:size], self._rbuffer[size:]
-            self._pos += len(result)
-            return result
-        while len(self._rbuffer) < size:
-            data = self._read(max(self._bufsize, size - len(self._rbuffer)))
-            if not data:
-                break
-            self._rbuffer += data
+        if size > len(self._rbuffer):
+            parts, have = [self._rbuffer], len(self._rbuffer)
+            while have < size:  # collect parts: one join, not a copy per chunk
+                data = self._read(max(self._bufsize, size - have))
+                if not data:
+                    break
+                parts.append(data)
+                have += len(data)
+            self._rbuffer = b"".join(parts)
         result, self._rbuffer = self._rbuffer[:size], self._rbuffer[size:]
         self._pos += len(result)
         return result
 
     def readline(self, size: int | None = None) -> str | bytes:
-        """Read one line (str unless the file is binary)."""
+        """Read one line (str unless the file is binary); at most ``size`` bytes."""
         self._check_readable()
-        line = self._rbuffer
+        universal = self._flags & self.FLAG_UNIVERSAL_NEWLINE
+        line = bytearray(self._rbuffer)
+        scanned = 0  # bytes of ``line`` known to hold no line end
         truncated = False
         while True:
-            if self._at_trailing_cr and self._flags & self.FLAG_UNIVERSAL_NEWLINE and line:
+            if self._at_trailing_cr and universal and line:
                 if line[:1] == b"\n":
-                    line = line[1:]
+                    del line[:1]
                     self._record_newline("\r\n")
                 else:
                     self._record_newline("\r")
                 self._at_trailing_cr = False
             if size is not None and size >= 0 and len(line) >= size:
-                line, self._rbuffer = line[:size], line[size:]
+                self._rbuffer = bytes(line[size:])
+                del line[size:]
                 truncated = True
                 break
-            pos = line.find(b"\n")
-            if self._flags & self.FLAG_UNIVERSAL_NEWLINE:
-                rpos = line.find(b"\r")
+            pos = line.find(b"\n", scanned)
+            if universal:
+                rpos = line.find(b"\r", scanned)
                 if rpos >= 0 and (rpos < pos or pos < 0):
                     pos = rpos
             if pos >= 0:
                 break
+            scanned = len(line)
             data = self._read(self._bufsize)
             if not data:
                 self._rbuffer = b""
                 self._pos += len(line)
-                return line if self._flags & self.FLAG_BINARY else line.decode("utf-8")
+                return self._line_result(bytes(line))
             line += data
         if not truncated:
             xpos = pos + 1
-            if (
-                line[pos : pos + 1] == b"\r"
-                and xpos < len(line)
-                and line[xpos : xpos + 1] == b"\n"
-            ):
+            if line[pos : pos + 1] == b"\r" and line[xpos : xpos + 1] == b"\n":
                 xpos += 1
-            self._rbuffer = line[xpos:]
-            lf = line[pos:xpos]
-            line = line[:pos] + b"\n"
+            self._rbuffer = bytes(line[xpos:])
+            lf = bytes(line[pos:xpos])
+            del line[pos:]
+            line += b"\n"
             if len(self._rbuffer) == 0 and lf == b"\r":
                 self._at_trailing_cr = True
             else:
                 self._record_newline(lf.decode("ascii"))
         self._pos += len(line)
+        return self._line_result(bytes(line))
+
+    def _line_result(self, line: bytes) -> str | bytes:
         return line if self._flags & self.FLAG_BINARY else line.decode("utf-8")
 
     def readlines(self, sizehint: int | None = None) -> list[str | bytes]:

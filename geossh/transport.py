@@ -9,29 +9,39 @@ Application greenlets use ``accept()``, ``open_channel()`` and the
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import socket as stdlib_socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import gevent
+import gevent.pool
 import gevent.socket
 from gevent.event import Event
 
 from geossh import __version__
+from geossh._green.pump import ConnectionEnded, SocketPump
 from geossh.authentication import AuthBridge
 from geossh.callbacks import (
+    answer_channel_request,
     call,
     channel_open_result,
-    channel_request_result,
     global_request_reply,
     open_succeeded,
 )
 from geossh.channel import Channel
-from geossh.common import CONNECTION_FAILED_CODE, DEFAULT_MAX_PACKET_SIZE, DEFAULT_WINDOW_SIZE
+from geossh.common import (
+    CONNECTION_FAILED_CODE,
+    DEFAULT_MAX_PACKET_SIZE,
+    DEFAULT_WINDOW_SIZE,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_FAILED_CONNECT_FAILED,
+    OPEN_SUCCEEDED,
+)
 from geossh.errors import ChannelException, RemoteProtocolError, SSHException
 from geossh.message import Message
 from geossh.pkey import PKey
@@ -46,7 +56,6 @@ from geossh.proto.kex import KEX_METHODS, load_moduli
 from geossh.security import SecurityOptions
 from geossh.server import ServerInterface
 from geossh.util import ClosingContextManager
-from geossh._green.pump import ConnectionEnded, SocketPump
 
 _conn_ids = itertools.count(1)
 _MODULI_PATHS = ("/etc/ssh/moduli", "/usr/local/etc/moduli")
@@ -74,11 +83,22 @@ def _cooperative(sock: Any) -> tuple[Any, Any]:
         return sock, None  # a socket-like object: used as it is
     green.settimeout(None)
     if green.family in (stdlib_socket.AF_INET, stdlib_socket.AF_INET6):
-        try:
+        with contextlib.suppress(OSError):
             green.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
     return green, original
+
+
+class _RefuseHandler:
+    """A channel handler that refuses the open (its factory raised)."""
+
+    def prepare(self) -> int:
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def run(self, channel: Channel) -> None:
+        """Never called: the open is refused."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class Transport(ClosingContextManager):
@@ -108,13 +128,18 @@ class Transport(ClosingContextManager):
         sock: Any,
         default_window_size: int = DEFAULT_WINDOW_SIZE,
         default_max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
-        gss_kex: bool = False,
-        gss_deleg_creds: bool = True,
         disabled_algorithms: Mapping[str, Iterable[str]] | None = None,
         server_sig_algs: bool = True,
         strict_kex: bool = True,
         packetizer_class: Any = None,
+        gss_kex: bool = False,
+        gss_deleg_creds: bool = True,
     ) -> None:
+        """Wrap an accepted socket (paramiko 5.1's parameter order).
+
+        ``gss_kex``/``gss_deleg_creds`` are accepted, and ignored, so paramiko
+        4.x code still starts; ``packetizer_class`` is ignored.
+        """
         self.sock, self._original_sock = _cooperative(sock)
         self.default_window_size = default_window_size
         self.default_max_packet_size = default_max_packet_size
@@ -164,7 +189,14 @@ class Transport(ClosingContextManager):
         self._greenlet: gevent.Greenlet[..., Any] | None = None
         self._conn: Connection = None  # type: ignore[assignment]
         self._pump: SocketPump | None = None
+        self._linger = False  # drain input before closing (after our DISCONNECT)
         self._no_more_sessions = False
+        self._close_callbacks: list[Callable[[], Any]] | None = []  # None once ended
+        self._handler_greenlets = gevent.pool.Group()  # channel handlers (geossh.forward)
+        # geossh.Server hooks: the client address from a PROXY protocol header
+        # (reported by getpeername) and a callback run once authentication succeeds.
+        self.peer_address: Any = None
+        self.on_authenticated: Any = None
         self.logger = _ConnLogger(logging.getLogger(self._log_name), {"prefix": self._prefix()})
 
     # -- identity and logging -------------------------------------------------
@@ -204,7 +236,9 @@ class Transport(ClosingContextManager):
         return self._hexdump
 
     def getpeername(self) -> Any:
-        """The peer's address, or ``("unknown", 0)``."""
+        """The peer's address (``peer_address`` if set), or ``("unknown", 0)``."""
+        if self.peer_address is not None:
+            return self.peer_address
         getter = getattr(self.sock, "getpeername", None)
         if getter is None:
             return ("unknown", 0)
@@ -299,7 +333,9 @@ class Transport(ClosingContextManager):
 
     def _server_config(self) -> ServerConfig:
         keys = {key.get_name(): key.ssh_key for key in self.server_key_dict.values()}
-        host_key_algs = tuple(a for a in self.preferred_keys if not a.endswith("-cert-v01@openssh.com"))
+        host_key_algs = tuple(
+            alg for alg in self.preferred_keys if not alg.endswith("-cert-v01@openssh.com")
+        )
         prefs = algs.ServerPreferences(
             kex=self.preferred_kex,
             host_key=host_key_algs,
@@ -337,6 +373,9 @@ class Transport(ClosingContextManager):
             raise SSHException("Transport already started")
         self.server_mode = True
         self.server_object = server if server is not None else ServerInterface()
+        attach = getattr(self.server_object, "attach_transport", None)
+        if attach is not None:  # geossh extension (e.g. geossh.forward.ForwardingServer)
+            attach(self)
         self.active = True
         self.completion_event = event
         self._conn = Connection(self._server_config(), time.monotonic())
@@ -364,7 +403,7 @@ class Transport(ClosingContextManager):
             self.logger.warning("Disconnecting: %s (reason %d)", exc, exc.code)
             self.saved_exception = exc
             self._conn.send_disconnect(exc.code, str(exc))
-            self._final_flush()
+            self._final_flush(linger=True)
         except (ConnectionEnded, EOFError):
             self.logger.debug("EOF in transport greenlet")
         except OSError as exc:
@@ -376,14 +415,21 @@ class Transport(ClosingContextManager):
             self.logger.error("Unknown exception: %s", exc, exc_info=True)
             self.saved_exception = exc
             self._conn.send_disconnect(DisconnectReason.PROTOCOL_ERROR, "internal error")
-            self._final_flush()
+            self._final_flush(linger=True)
         finally:
             self._shutdown()
 
-    def _final_flush(self) -> None:
+    def _final_flush(self, linger: bool = False) -> None:
+        """Write what is queued (the DISCONNECT); with ``linger``, also drain input.
+
+        Closing a socket with unread input makes the kernel send RST, which can
+        destroy the DISCONNECT before the peer reads it; lingering (bounded in
+        time and bytes) lets it arrive. Only the connection greenlet may linger.
+        """
         if self._pump is not None:
             with gevent.Timeout(5, False):
                 self._pump.flush()
+            self._linger = linger
 
     def _shutdown(self) -> None:
         self.active = False
@@ -394,14 +440,26 @@ class Transport(ClosingContextManager):
         self._kex_event.set()
         for waiter in self._global_replies:
             waiter.set()
-        for sock in (self.sock, self._original_sock):
-            if sock is not None:
-                try:
+        sockets = [sock for sock in (self.sock, self._original_sock) if sock is not None]
+        if self._linger and self._pump is not None:
+            gevent.spawn(self._pump.linger, sockets)  # closes them when done
+        else:
+            for sock in sockets:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
         if self.completion_event is not None:
             self.completion_event.set()
+        self._handler_greenlets.kill(block=False)
+        callbacks, self._close_callbacks = self._close_callbacks or [], None
+        for fn in callbacks:
+            call(self.logger, fn, None)
+
+    def add_close_callback(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn()`` once when the connection ends (at once if it already has)."""
+        if self._close_callbacks is None:
+            call(self.logger, fn, None)
+        else:
+            self._close_callbacks.append(fn)
 
     def close(self) -> None:
         """Send DISCONNECT (by application), close every channel and the socket."""
@@ -512,6 +570,8 @@ class Transport(ClosingContextManager):
 
     def _on_auth_success(self, event: ev.AuthSucceeded) -> None:
         self.authenticated = True
+        if self.on_authenticated is not None:
+            call(self.logger, self.on_authenticated, None, self)
 
     def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
         server = self.server_object
@@ -531,21 +591,75 @@ class Transport(ClosingContextManager):
         chan.active = 1
         chan.remote_chanid = self._conn.channels.channels[chanid].remote_id
         self._channels[chanid] = chan
+        if self._start_channel_handler(server, chan):
+            return
         self._conn.channels.accept_channel(chanid)
         self.server_accepts.append(chan)
         self._accept_event.set()
         self.logger.debug("Secsh channel %d (%s) opened.", chanid, event.kind)
 
+    def _start_channel_handler(self, server: ServerInterface, chan: Channel) -> bool:
+        """Give an accepted channel to ``server.get_channel_handler(kind, chanid)`` if any.
+
+        geossh extension: the handler's ``prepare()`` runs in its own greenlet
+        before the channel is confirmed and returns an OPEN_* code (or
+        ``(code, description)``); then ``run(channel)``; ``close()`` always
+        follows. Such channels never enter the ``accept()`` queue.
+        """
+        get_handler = getattr(server, "get_channel_handler", None)
+        if get_handler is None:
+            return False
+        try:
+            handler = get_handler(chan.kind, chan.chanid)
+        except Exception:
+            self.logger.error("Exception in get_channel_handler", exc_info=True)
+            handler = _RefuseHandler()
+        if handler is None:
+            chan.active = 1
+            return False
+        chan.active = 0
+        self._handler_greenlets.spawn(self._serve_channel, chan, handler)
+        return True
+
+    def _serve_channel(self, chan: Channel, handler: Any) -> None:
+        opened = False
+        try:
+            result = call(self.logger, handler.prepare, OPEN_FAILED_CONNECT_FAILED)
+            code, text = result if isinstance(result, tuple) else (result, "")
+            opened = self._finish_open(chan, int(code), str(text))
+            if opened:
+                handler.run(chan)
+        except Exception:
+            self.logger.error("Exception in %s channel handler", chan.kind, exc_info=True)
+        finally:
+            call(self.logger, handler.close, None)
+            chan.close()
+
+    def _finish_open(self, chan: Channel, code: int, description: str) -> bool:
+        """Confirm (code 0) or refuse a channel a handler held open; True if confirmed."""
+        if not self.active or chan.closed:
+            return False
+        if code != OPEN_SUCCEEDED:
+            self._channels.pop(chan.chanid, None)
+            chan._mark_closed()
+            self._conn.channels.reject_channel(chan.chanid, code or 1, description)
+            self.logger.debug("Refused %s channel %d (%d %s)", chan.kind, chan.chanid, code,
+                              description)  # fmt: skip
+        else:
+            self._conn.channels.accept_channel(chan.chanid)
+            chan.active = 1
+            self.logger.debug("Secsh channel %d (%s) opened.", chan.chanid, chan.kind)
+        self._flush()
+        return code == OPEN_SUCCEEDED
+
     def _on_channel_request(self, event: ev.ChannelRequestReceived) -> None:
         chan = self._channels.get(event.channel_id)
-        if chan is None or self.server_object is None:
-            ok = False
-        else:
-            ok = channel_request_result(
-                self.server_object, self.logger, chan, event.kind, event.data
-            )
-        if event.want_reply:
-            self._conn.channels.reply_channel_request(event.channel_id, ok)
+        answer_channel_request(self.server_object, self.logger, self._conn.channels, chan, event)
+
+    def _on_channel_reply(self, event: ev.ChannelReplyReceived) -> None:
+        chan = self._channels.get(event.channel_id)
+        if chan is not None:
+            chan._reply_received(event.success)
 
     def _on_eof(self, event: ev.ChannelEOFReceived) -> None:
         chan = self._channels.get(event.channel_id)
@@ -567,6 +681,8 @@ class Transport(ClosingContextManager):
     def _on_open_reply(self, event: ev.ChannelOpenConfirmed | ev.ChannelOpenFailed) -> None:
         chan = self._channels.get(event.channel_id)
         if chan is None:
+            if isinstance(event, ev.ChannelOpenConfirmed):  # open_channel gave up waiting
+                self._conn.channels.close(event.channel_id)
             return
         if isinstance(event, ev.ChannelOpenFailed):
             chan._open_error = (event.code, event.description)
@@ -603,6 +719,7 @@ class Transport(ClosingContextManager):
         ev.AuthSucceeded: _on_auth_success,
         ev.ChannelOpenRequested: _on_channel_open,
         ev.ChannelRequestReceived: _on_channel_request,
+        ev.ChannelReplyReceived: _on_channel_reply,
         ev.ChannelEOFReceived: _on_eof,
         ev.ChannelClosed: _on_closed,
         ev.ChannelOpenConfirmed: _on_open_reply,
@@ -624,7 +741,7 @@ class Transport(ClosingContextManager):
     def open_channel(
         self,
         kind: str,
-        dest_addr: tuple[str, int] | None = None,
+        dest_addr: tuple[str, int] | str | None = None,
         src_addr: tuple[str, int] | None = None,
         window_size: int | None = None,
         max_packet_size: int | None = None,
@@ -635,15 +752,16 @@ class Transport(ClosingContextManager):
             raise SSHException("SSH session not active")
         data = b""
         if kind in ("forwarded-tcpip", "direct-tcpip"):
-            assert dest_addr is not None and src_addr is not None
+            assert isinstance(dest_addr, tuple) and src_addr is not None
             data = wire.string(dest_addr[0]) + wire.u32(dest_addr[1])
             data += wire.string(src_addr[0]) + wire.u32(src_addr[1])
         elif kind == "x11":
             assert src_addr is not None
             data = wire.string(src_addr[0]) + wire.u32(src_addr[1])
-        elif kind == "forwarded-streamlocal@openssh.com":
+        elif kind == "forwarded-streamlocal@openssh.com":  # OpenSSH PROTOCOL §2.4
             assert dest_addr is not None
-            data = wire.string(str(dest_addr)) + wire.string(b"")
+            path = dest_addr if isinstance(dest_addr, str) else dest_addr[0]
+            data = wire.string(path) + wire.string(b"")
         window = max(32768, min(window_size or self.default_window_size, 0xFFFFFFFF))
         packet = max(4096, min(max_packet_size or self.default_max_packet_size, 0xFFFFFFFF))
         chanid = self._conn.channels.open_channel(kind, data, window, packet)

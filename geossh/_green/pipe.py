@@ -2,12 +2,14 @@
 
 One reader at a time: a second concurrent reader is an error (it would
 steal the first one's data unpredictably). Waiting blocks only the calling
-greenlet; ``close`` wakes it.
+greenlet; ``close`` wakes it. ``on_change`` is called when the buffer
+becomes readable, drained or closed (it drives ``Channel.fileno``). Memory
+is bounded by the channel window, not here: the peer may not send more
+than we granted.
 """
 
 from __future__ import annotations
 
-import socket
 from collections import deque
 from collections.abc import Callable
 
@@ -82,7 +84,7 @@ class ByteBuffer:
             if self._closed:
                 return b""
             if timeout == 0.0 or not self.wait(timeout):
-                raise socket.timeout()
+                raise TimeoutError()
             if not self._size:
                 return b""
         return self._take(nbytes)
@@ -113,6 +115,9 @@ class ByteBuffer:
             data = first[start : start + nbytes]
             self._offset = start + nbytes
         self._size -= len(data)
-        if not self._size and not self._closed:
-            self._event.clear()
+        if not self._size:
+            if not self._closed:
+                self._event.clear()
+            if self.on_change is not None:
+                self.on_change()
         return data

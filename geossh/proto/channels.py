@@ -11,11 +11,21 @@ moves through::
     OPEN --CLOSE sent / received--> CLOSING --the other CLOSE--> freed
 
 A channel is freed, and ``ChannelClosed`` emitted, once CLOSE has gone both
-ways (RFC 4254 §5.3). Messages for ids that were never open are protocol
-errors; messages for a channel we already closed are dropped, since they
-may have crossed our CLOSE on the wire. Data beyond the advertised window or
-maximum packet is a protocol error. CHANNEL_DATA has a fast path that slices
-the payload without a general decoder. Pure: no I/O.
+ways (RFC 4254 §5.3).
+
+Bad input is answered as OpenSSH answers it: data, EOF, CLOSE or a request
+for an id that is not open is a protocol error (DISCONNECT); a window adjust
+or a request reply for an unknown id is logged and dropped; messages for a
+channel we already closed are dropped, since they may have crossed our CLOSE
+on the wire; data after the peer's EOF is dropped with a log line; data
+beyond the advertised window or maximum packet, and a window adjust that
+overflows 2^32-1, are protocol errors. Opens beyond ``max_channels`` get
+OPEN_FAILURE(RESOURCE_SHORTAGE).
+
+CHANNEL_DATA has a fast path that slices the payload without a general
+decoder; one ``send_data`` call queues at most ``SEND_LIMIT`` bytes so that a
+peer granting a huge window cannot make us encode unbounded output at once.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import enum
 import logging
 import struct
 from collections import deque
+from collections.abc import Callable
 
 from geossh.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto import wire
@@ -50,6 +61,7 @@ _log = logging.getLogger("geossh.channel")
 _HEAD = struct.Struct(">BII")
 _EXT_HEAD = struct.Struct(">BIII")
 _DATA_OVERHEAD = 9  # msg byte, recipient, length
+SEND_LIMIT = 256 * 1024  # most data one ``send_data`` call queues
 
 
 class ChannelPhase(enum.Enum):
@@ -67,6 +79,7 @@ class ChannelState:
     __slots__ = (
         "close_received",
         "close_sent",
+        "dropped_after_eof",
         "eof_received",
         "eof_sent",
         "inbound",
@@ -87,6 +100,7 @@ class ChannelState:
         self.outbound = OutboundWindow(0, 1)
         self.eof_received = self.eof_sent = False
         self.close_received = self.close_sent = False
+        self.dropped_after_eof = 0
         self.pending_replies = 0
 
 
@@ -101,7 +115,7 @@ class ChannelLayer:
         self._next_id = 0
         self._pending_global_replies = 0
         self._incoming_global = 0
-        self._handlers = {
+        self._handlers: dict[int, Callable[[bytes], None]] = {
             MSG.GLOBAL_REQUEST: self._on_global_request,
             MSG.REQUEST_SUCCESS: self._on_global_reply,
             MSG.REQUEST_FAILURE: self._on_global_reply,
@@ -127,14 +141,21 @@ class ChannelLayer:
         return True
 
     # -- lookup -----------------------------------------------------------------
-    def _channel(self, payload: bytes) -> ChannelState | None:
-        """The open channel a message names; None if it crossed our CLOSE."""
+    def _channel(self, payload: bytes, strict: bool = True) -> ChannelState | None:
+        """The open channel a message names; None if it crossed our CLOSE.
+
+        An id that is not open is a protocol error, or (``strict=False``, for
+        window adjusts and request replies, as OpenSSH does) logged and None.
+        """
         if len(payload) < 5:
-            raise RemoteProtocolError("truncated channel message")
+            raise RemoteProtocolError(f"truncated {_name(payload[0])}")
         local_id = struct.unpack_from(">I", payload, 1)[0]
         chan = self.channels.get(local_id)
-        if chan is None or chan.phase is ChannelPhase.OPENING:
-            raise RemoteProtocolError(f"message {payload[0]} for unknown channel {local_id}")
+        if chan is None or chan.phase in (ChannelPhase.OPENING, ChannelPhase.REQUESTED):
+            if strict:
+                raise RemoteProtocolError(f"{_name(payload[0])} for nonexistent channel {local_id}")
+            _log.info("ignoring %s for nonexistent channel %d", _name(payload[0]), local_id)
+            return None
         if chan.close_sent and payload[0] != MSG.CHANNEL_CLOSE:
             return None  # crossed our CLOSE on the wire
         return chan
@@ -175,7 +196,8 @@ class ChannelLayer:
 
     def _on_global_reply(self, payload: bytes) -> None:
         if self._pending_global_replies <= 0:
-            raise RemoteProtocolError("global request reply without a request")
+            _log.info("ignoring a global request reply nobody asked for")
+            return
         self._pending_global_replies -= 1
         success = payload[0] == MSG.REQUEST_SUCCESS
         self.events.append(GlobalReplyReceived(success, payload[1:]))
@@ -188,7 +210,9 @@ class ChannelLayer:
         window = reader.u32()
         max_packet = reader.u32()
         if len(self.channels) >= self.config.max_channels:
-            _log.warning("refusing %s channel: %d channels open", kind, len(self.channels))
+            _log.warning(
+                "refusing %s channel: %d channels open (max_channels)", kind, len(self.channels)
+            )
             self.transport.send(
                 _open_failure(remote_id, OpenFailure.RESOURCE_SHORTAGE, "too many channels")
             )
@@ -272,9 +296,9 @@ class ChannelLayer:
 
     # -- data and flow control (RFC 4254 §5.2) ----------------------------------
     def _on_window_adjust(self, payload: bytes) -> None:
-        chan = self._channel(payload)
         if len(payload) != 9:
-            raise RemoteProtocolError("malformed WINDOW_ADJUST")
+            raise RemoteProtocolError("malformed CHANNEL_WINDOW_ADJUST")
+        chan = self._channel(payload, strict=False)
         if chan is None:
             return
         chan.outbound.adjust(struct.unpack_from(">I", payload, 5)[0])
@@ -301,9 +325,14 @@ class ChannelLayer:
     def _deliver(self, chan: ChannelState | None, data: bytes, stream: int) -> None:
         if chan is None:
             return
-        chan.inbound.receive(len(data))
+        try:
+            chan.inbound.receive(len(data))
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError(f"channel {chan.local_id}: {exc}") from None
         if chan.eof_received:
-            _log.debug("channel %d: dropping data after EOF", chan.local_id)
+            if not chan.dropped_after_eof:
+                _log.warning("channel %d: peer sent data after EOF; dropped", chan.local_id)
+            chan.dropped_after_eof += len(data)
             return
         self.events.append(ChannelDataReceived(chan.local_id, data, stream))
 
@@ -320,10 +349,10 @@ class ChannelLayer:
         """Send as much of ``data`` as the peer's window allows; return the count."""
         chan = self._open_for_sending(local_id)
         out = chan.outbound
-        total = out.take(len(data))
+        total = out.take(min(len(data), SEND_LIMIT))
         step = out.max_packet
         send = self.transport.send
-        view = memoryview(data)
+        view = memoryview(data)[:total]  # never more than the window granted
         for start in range(0, total, step):
             chunk = view[start : start + step]
             if stream:
@@ -379,17 +408,16 @@ class ChannelLayer:
         )
 
     def _on_channel_reply(self, payload: bytes) -> None:
-        chan = self._channel(payload)
         if len(payload) != 5:
-            raise RemoteProtocolError("malformed channel reply")
+            raise RemoteProtocolError(f"malformed {_name(payload[0])}")
+        chan = self._channel(payload, strict=False)
         if chan is None:
             return
         if chan.pending_replies <= 0:
-            raise RemoteProtocolError("channel reply without a request")
+            _log.info("channel %d: ignoring a reply nobody asked for", chan.local_id)
+            return
         chan.pending_replies -= 1
-        self.events.append(
-            ChannelReplyReceived(chan.local_id, payload[0] == MSG.CHANNEL_SUCCESS)
-        )
+        self.events.append(ChannelReplyReceived(chan.local_id, payload[0] == MSG.CHANNEL_SUCCESS))
 
     # -- EOF and close (RFC 4254 §5.3) ------------------------------------------
     def _on_eof(self, payload: bytes) -> None:
@@ -433,6 +461,13 @@ class ChannelLayer:
     def _free(self, chan: ChannelState) -> None:
         del self.channels[chan.local_id]
         self.events.append(ChannelClosed(chan.local_id))
+
+
+def _name(msg: int) -> str:
+    try:
+        return MSG(msg).name
+    except ValueError:
+        return f"message {msg}"
 
 
 def _open_failure(remote_id: int, code: int, description: str) -> bytes:
