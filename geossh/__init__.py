@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 __author__ = "geossh developers"
 __license__ = "LGPL-2.1-or-later"
 
+from geossh import agent as agent  # paramiko.agent is there after ``import paramiko``
+from geossh.agent import AgentKey
 from geossh.channel import Channel, ChannelFile, ChannelStderrFile, ChannelStdinFile
 from geossh.common import (
     AUTH_FAILED,
@@ -49,8 +51,10 @@ from geossh.pkey import (
     key_classes,
 )
 from geossh.proto.auth import AUTH_PASSWORD_CHANGE_REQUIRED
+from geossh.runner import Server
 from geossh.security import SecurityOptions
 from geossh.server import InteractiveQuery, ServerInterface, SubsystemHandler
+from geossh.session import PtyInfo, Session, SessionExit
 from geossh.sftp import (
     SFTP_BAD_MESSAGE,
     SFTP_CONNECTION_LOST,
@@ -89,10 +93,11 @@ __all__ = [
     "SFTP_OK",
     "SFTP_OP_UNSUPPORTED",
     "SFTP_PERMISSION_DENIED",
+    "AgentKey",
     "AuthenticationException",
-    "BaseSFTP",
     "BadAuthenticationType",
     "BadHostKeyException",
+    "BaseSFTP",
     "BufferedFile",
     "Channel",
     "ChannelException",
@@ -110,6 +115,7 @@ __all__ = [
     "PKey",
     "PasswordRequiredException",
     "ProxyCommandFailure",
+    "PtyInfo",
     "PublicBlob",
     "RSAKey",
     "SFTPAttributes",
@@ -119,7 +125,10 @@ __all__ = [
     "SFTPServerInterface",
     "SSHException",
     "SecurityOptions",
+    "Server",
     "ServerInterface",
+    "Session",
+    "SessionExit",
     "SubsystemHandler",
     "Transport",
     "UnknownKeyType",
