@@ -1,0 +1,10 @@
+"""``python -m geossh``: the same as the ``geossh`` console script."""
+
+from __future__ import annotations
+
+import sys
+
+from geossh.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

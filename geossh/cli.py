@@ -1,0 +1,302 @@
+"""``geossh serve``: a usable SSH server for the current user, from the command line.
+
+With no arguments it listens on 127.0.0.1:2222, keeps generated host keys
+in ``~/.local/state/geossh``, accepts the keys in ``~/.ssh/authorized_keys``
+(and a password if one is given through ``--password-env`` or
+``--password-prompt``), runs real shells with a pty and exec commands,
+serves SFTP and scp rooted at the home directory, and prints how to
+connect. ``--port 0`` picks a free port (the "serving on" line shows it).
+
+Errors in flags, keys or addresses print one ``geossh: error: ...`` line on
+stderr and exit with status 2. argparse only; the work is in
+``geossh.runner`` and friends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hmac
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from geossh import __version__
+
+EXIT_USAGE = 2
+DEFAULT_PORT = 2222
+
+
+class UsageError(Exception):
+    """A bad flag or unusable input: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _address(text: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port``, ``host`` or ``:port``."""
+    host, port = text, ""
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise argparse.ArgumentTypeError(f"bad address {text!r}")
+        host, rest = text[1:close], text[close + 1 :]
+        if rest and not rest.startswith(":"):
+            raise argparse.ArgumentTypeError(f"bad address {text!r}")
+        port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    return (host or "127.0.0.1", _port(port) if port else DEFAULT_PORT)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} out of range 0-65535")
+    return port
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``geossh`` argument parser (``serve`` is the only command)."""
+    parser = _Parser(prog="geossh", description="geossh: an SSH server toolkit on gevent")
+    parser.add_argument("--version", action="version", version=f"geossh {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    serve = commands.add_parser("serve", help="run an SSH server for the current user")
+    _listening_flags(serve.add_argument_group("listening"))
+    _auth_flags(serve.add_argument_group("host keys and authentication"))
+    _service_flags(serve.add_argument_group("services, limits and processes"))
+    levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
+    serve.add_argument("--log-level", default="INFO", type=str.upper, choices=levels)
+    return parser
+
+
+def _listening_flags(group: Any) -> None:
+    group.add_argument(
+        "--listen",
+        "-l",
+        action="append",
+        type=_address,
+        metavar="ADDR",
+        help="host:port or [v6addr]:port to listen on (repeatable)",
+    )
+    group.add_argument("--host", "-H", default="127.0.0.1", help="address (default 127.0.0.1)")
+    group.add_argument(
+        "--port",
+        "-p",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    group.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="expect a PROXY v1/v2 header (behind HAProxy) on every connection",
+    )
+
+
+def _auth_flags(group: Any) -> None:
+    group.add_argument(
+        "--host-key",
+        action="append",
+        metavar="FILE",
+        help="private host key file (repeatable; default: generated and kept)",
+    )
+    group.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where generated host keys are kept (default ~/.local/state/geossh)",
+    )
+    group.add_argument("--user", default=None, help="the user name to accept (default: yours)")
+    group.add_argument(
+        "--authorized-keys",
+        action="append",
+        metavar="FILE",
+        help="authorized_keys file (repeatable; default ~/.ssh/authorized_keys)",
+    )
+    group.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="also accept the password found in environment variable VAR",
+    )
+    group.add_argument(
+        "--password-prompt", action="store_true", help="also accept a password typed at start-up"
+    )
+    group.add_argument(
+        "--no-password",
+        action="store_true",
+        help="never generate a one-time password when no usable key is found",
+    )
+
+
+def _service_flags(group: Any) -> None:
+    group.add_argument("--root", metavar="DIR", help="SFTP/scp root directory (default: home)")
+    group.add_argument("--no-sftp", action="store_true", help="no SFTP or scp")
+    group.add_argument("--no-shell", action="store_true", help="no interactive shells")
+    group.add_argument("--no-exec", action="store_true", help="no remote commands")
+    group.add_argument("--forwarding", action="store_true", help="allow -L/-R/-D forwarding")
+    group.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    group.add_argument("--max-connections", type=_positive, metavar="N")
+    group.add_argument("--max-startups", default="10:30:100", metavar="START:RATE:FULL")
+    group.add_argument("--login-grace-time", type=_seconds, default=120.0, metavar="SECONDS")
+    group.add_argument(
+        "--stop-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long sessions may run on (default 10)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``geossh`` console script and ``python -m geossh``."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in (
+        "-h", "--help", "--version",
+    )):  # fmt: skip
+        args_list.insert(0, "serve")
+    try:
+        args = build_parser().parse_args(args_list)
+        if args.command != "serve":
+            raise UsageError("unknown command (try 'geossh serve')")
+        return serve(args)
+    except UsageError as exc:
+        print(f"geossh: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Build the server from parsed flags, print how to connect, serve until stopped."""
+    from geossh.hostkeys import HostKeyError
+    from geossh.runner import ListenError
+
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
+    try:
+        server, info = _build(args)
+        server.bind()
+    except (HostKeyError, ListenError, ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    _announce(server, info)
+    server.serve_forever()
+    return 0
+
+
+def _build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from geossh import hostkeys
+    from geossh.runner import Server, parse_max_startups
+    from geossh.serveapp import ServeApp
+
+    parse_max_startups(args.max_startups)  # reports a bad value before any key work
+    user = args.user or getpass.getuser()
+    home = os.path.expanduser("~")
+    root = os.path.abspath(os.path.expanduser(args.root or home))
+    if not args.no_sftp and not os.path.isdir(root):
+        raise UsageError(f"--root {root}: not a directory")
+    if args.host_key:
+        keys = [hostkeys.load_host_key(path) for path in args.host_key]
+    else:
+        keys = hostkeys.load_or_create(args.state_dir or hostkeys.default_state_dir())
+    password = _password(args)
+    key_files = [Path(p).expanduser() for p in args.authorized_keys or []]
+    for path in key_files:
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"authorized keys file {path} is not readable")
+    if not args.authorized_keys:
+        key_files = [Path(home) / ".ssh" / "authorized_keys"]
+    one_time = False
+    if password is None and not args.no_password and not _any_usable_key(key_files):
+        # Nothing else would let anyone in: make the server usable at once.
+        password, one_time = secrets.token_urlsafe(12), True
+    app = ServeApp(
+        user=user, authorized_keys=key_files, password=password, root=root,
+        sftp=not args.no_sftp, shell=not args.no_shell, exec_=not args.no_exec,
+        forwarding=args.forwarding,
+    )  # fmt: skip
+    listen = args.listen or [(args.host, args.port)]
+    server = Server(
+        listen, app.interface, host_keys=keys, exec_handler=app.exec_handler,
+        shell_handler=app.shell_handler, subsystems=app.subsystems,
+        max_connections=args.max_connections, max_startups=args.max_startups,
+        login_grace_time=args.login_grace_time, proxy_protocol=args.proxy_protocol,
+        workers=args.workers, stop_timeout=args.stop_timeout,
+    )  # fmt: skip
+    info = {"user": user, "keys": keys, "app": app, "root": root, "password": password}
+    info["one_time_password"] = one_time
+    return server, info
+
+
+def _any_usable_key(paths: Sequence[Path]) -> bool:
+    from geossh.authorized_keys import AuthorizedKeys
+
+    return any(os.access(path, os.R_OK) and len(AuthorizedKeys.load(path)) for path in paths)
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if not value:
+            raise UsageError(f"--password-env: environment variable {args.password_env} is empty")
+        return value
+    if args.password_prompt:
+        if not sys.stdin.isatty():
+            raise UsageError("--password-prompt needs a terminal")
+        first = getpass.getpass("Password for SSH logins: ")
+        if not first or not hmac.compare_digest(first, getpass.getpass("Again: ")):
+            raise UsageError("passwords empty or different")
+        return first
+    return None
+
+
+def _announce(server: Any, info: dict[str, Any]) -> None:
+    from geossh.hostkeys import fingerprints
+    from geossh.runner import _show
+
+    app = info["app"]
+    addresses = [_show(address) for address in server.addresses]
+    out = [f"geossh {__version__} serving on {', '.join(addresses)} for user {info['user']!r}"]
+    out += [f"  host key {line}" for line in fingerprints(info["keys"])]
+    out.append(f"  auth: {app.describe_auth()}")
+    if info.get("one_time_password"):
+        out.append(f"  password (generated for this run; no usable key found): {info['password']}")
+    out.append(f"  services: {app.describe_services()}")
+    host, port = server.addresses[0][0], server.addresses[0][1]
+    target = f"[{host}]" if ":" in str(host) else str(host)
+    out.append(f"  connect: ssh -p {port} {info['user']}@{target}")
+    if app.sftp:
+        out.append(f"           sftp -P {port} {info['user']}@{target}")
+    print("\n".join(out), flush=True)

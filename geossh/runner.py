@@ -1,0 +1,450 @@
+"""``Server``: the accept loop, host keys, limits, graceful stop and worker processes.
+
+``Server(listen, interface_factory, host_keys=..., handler=...)`` listens on
+one or more addresses (or already-bound sockets) with
+``gevent.server.StreamServer`` and runs one ``Transport`` per connection.
+Each connection gets a fresh ``ServerInterface`` from the factory, wrapped
+in a ``SessionDispatcher`` so blocking session handlers serve exec, shell
+and subsystem requests (``geossh.session``).
+
+Limits: ``max_connections`` (a gevent Pool: when full, new connections wait
+in the listen backlog), ``max_startups`` (OpenSSH's ``start:rate:full``
+random early drop of unauthenticated connections), ``login_grace_time`` and
+``max_channels`` per connection. ``proxy_protocol=True`` reads a PROXY v1/v2
+header first (``geossh.proxyproto``); its client address is what logs,
+limits, ``transport.getpeername()`` and the interface see.
+
+``stop(timeout)`` stops accepting, refuses new sessions, lets running
+sessions finish for up to ``timeout`` seconds, then disconnects the rest
+with DISCONNECT BY_APPLICATION. ``workers=N`` forks N processes that share
+the listening sockets (``geossh.workers``).
+
+Logs connection, authentication and session events under ``geossh.server``
+with ``[conn=N ip:port]``.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import gevent
+import gevent.pool
+import gevent.server
+from gevent.event import Event
+
+from geossh import proxyproto
+from geossh.hostkeys import default_state_dir, load_or_create
+from geossh.pkey import PKey
+from geossh.server import ServerInterface, SubsystemHandler
+from geossh.session import DEFAULT_ACCEPT_ENV, SessionDispatcher, SessionHandler, SessionHandlers
+from geossh.transport import Transport
+
+Address = tuple[str, int] | socket.socket
+log = logging.getLogger("geossh.server")
+
+
+class ListenError(OSError):
+    """An address could not be bound (the message names it and says why)."""
+
+
+class _PeerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['prefix']}] {msg}", kwargs  # type: ignore[index]
+
+
+def parse_max_startups(value: str | Sequence[int] | None) -> tuple[int, int, int] | None:
+    """``"10:30:100"`` (start:rate:full) or ``"10"`` (drop all past 10) → a tuple."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parts = [int(part) for part in value.split(":")]
+        except ValueError:
+            raise ValueError(f"bad MaxStartups {value!r}: expected start:rate:full") from None
+    else:
+        parts = [int(part) for part in value]
+    if len(parts) == 1:
+        parts = [parts[0], 100, parts[0]]
+    if len(parts) != 3:
+        raise ValueError(f"bad MaxStartups {value!r}: expected start:rate:full")
+    start, rate, full = parts
+    if start < 1 or full < start or not 0 <= rate <= 100:
+        raise ValueError(f"bad MaxStartups {value!r}: need 1 <= start <= full, 0 <= rate <= 100")
+    return start, rate, full
+
+
+def bind(address: Address, backlog: int = 128) -> socket.socket:
+    """A non-blocking listening socket for ``(host, port)`` (or a given socket)."""
+    if isinstance(address, socket.socket):
+        sock = address
+    else:
+        host, port = address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            in_use = exc.errno == errno.EADDRINUSE
+            reason = "address already in use" if in_use else exc.strerror or str(exc)
+            error = ListenError(f"cannot listen on {_show((host, port))}: {reason}")
+            error.errno = exc.errno
+            raise error from None
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def _show(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _addresses(listen: Address | Sequence[Address]) -> list[Address]:
+    """One address, socket or a list of them → a non-empty list."""
+    single = isinstance(listen, socket.socket) or (
+        isinstance(listen, tuple) and len(listen) == 2 and isinstance(listen[0], str)
+    )
+    addresses: Any = [listen] if single else list(listen)  # type: ignore[arg-type]
+    if not addresses:
+        raise ValueError("no address to listen on")
+    return list(addresses)
+
+
+def _takes_transport(factory: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(p.kind in kinds and p.default is p.empty for p in params)
+
+
+class _Connection:
+    """What the server tracks for one connection."""
+
+    __slots__ = ("authenticated", "dispatcher", "log", "peer", "transport")
+
+    def __init__(self, peer: tuple[Any, ...]) -> None:
+        self.peer = peer
+        self.authenticated = False
+        self.transport: Transport | None = None
+        self.dispatcher: SessionDispatcher | None = None
+        self.log: logging.LoggerAdapter[Any] = _PeerLog(log, {"prefix": _show(peer)})
+
+
+class Server:
+    """An SSH server: binds, accepts, runs a Transport per connection, stops gracefully.
+
+    ``interface``: a ``ServerInterface`` factory called once per connection
+    (with the ``Transport`` if it takes one positional argument, else with
+    none). ``host_keys``, or ``host_key_dir`` where ed25519, ecdsa and rsa
+    keys are created on first start (default: ``~/.local/state/geossh``).
+    ``handler`` serves exec and shell requests unless ``exec_handler`` /
+    ``shell_handler`` are given; ``subsystems`` maps names to blocking
+    handlers, to ``SubsystemHandler`` classes or to ``(class, *args)``
+    (e.g. ``{"sftp": (SFTPServer, LocalSFTPServer, root)}``). ``configure``
+    is called with each new Transport before it starts.
+    """
+
+    def __init__(
+        self,
+        listen: Address | Sequence[Address] = ("127.0.0.1", 2222),
+        interface: Callable[..., ServerInterface] | None = None,
+        *,
+        host_keys: Sequence[PKey] | None = None,
+        host_key_dir: str | os.PathLike[str] | None = None,
+        handler: SessionHandler | None = None,
+        exec_handler: SessionHandler | None = None,
+        shell_handler: SessionHandler | None = None,
+        subsystems: Mapping[str, Any] | None = None,
+        accept_env: Sequence[str] = DEFAULT_ACCEPT_ENV,
+        max_connections: int | None = None,
+        max_startups: str | Sequence[int] | None = "10:30:100",
+        login_grace_time: float = 120.0,
+        max_channels: int = 64,
+        proxy_protocol: bool = False,
+        proxy_protocol_timeout: float = 10.0,
+        workers: int = 1,
+        stop_timeout: float = 10.0,
+        configure: Callable[[Transport], None] | None = None,
+        backlog: int = 128,
+    ) -> None:
+        self.listen = _addresses(listen)
+        self.interface = interface or ServerInterface
+        self._pass_transport = _takes_transport(self.interface)
+        if host_keys is None:
+            host_keys = load_or_create(host_key_dir or default_state_dir())
+        if not host_keys:
+            raise ValueError("at least one host key is needed")
+        self.host_keys = list(host_keys)
+        blocking, classic = _split_subsystems(subsystems or {})
+        self.handlers = SessionHandlers(
+            exec=exec_handler or handler,
+            shell=shell_handler or handler,
+            subsystems=blocking,
+            accept_env=tuple(accept_env),
+        )
+        self.subsystem_classes = classic
+        self.max_connections = max_connections
+        self.max_startups = parse_max_startups(max_startups)
+        self.login_grace_time = login_grace_time
+        self.max_channels = max_channels
+        self.proxy_protocol = proxy_protocol
+        self.proxy_protocol_timeout = proxy_protocol_timeout
+        self.workers = max(1, int(workers))
+        self.stop_timeout = stop_timeout
+        self.configure = configure
+        self.backlog = backlog
+        self.random: Callable[[], float] = random.random
+        self.sockets: list[socket.socket] = []
+        self.addresses: list[tuple[Any, ...]] = []  # what was bound, as (host, port)
+        self.connections: set[_Connection] = set()
+        self.unauthenticated = 0
+        self.dropped = 0
+        self._pool = gevent.pool.Pool(max_connections or None)
+        self._servers: list[gevent.server.StreamServer] = []
+        self._stopped = Event()
+        self._stopping = False
+
+    # -- binding and starting ---------------------------------------------------------
+    def bind(self) -> list[tuple[Any, ...]]:
+        """Create the listening sockets (idempotent); returns the bound addresses."""
+        if not self.sockets:
+            bound: list[socket.socket] = []
+            try:
+                for address in self.listen:
+                    bound.append(bind(address, self.backlog))
+            except BaseException:
+                for sock in bound:
+                    sock.close()
+                raise
+            self.sockets = bound
+            self.addresses = [sock.getsockname()[:2] for sock in bound]
+        return self.addresses
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (binds first if needed; for port 0)."""
+        return int((self.addresses or self.bind())[0][1])
+
+    def start(self) -> None:
+        """Bind if needed and start accepting in this process's hub; returns at once."""
+        if self._servers:
+            return
+        self.bind()
+        self._stopped.clear()
+        self._stopping = False
+        for sock in self.sockets:
+            server = gevent.server.StreamServer(sock, self._handle, spawn=self._pool)
+            server.start()
+            self._servers.append(server)
+        log.info("listening on %s", ", ".join(_show(a) for a in self.addresses))
+
+    def serve_forever(self) -> None:
+        """Serve until ``stop()`` or SIGTERM/SIGINT (then stop gracefully)."""
+        if self.workers > 1:
+            from geossh.workers import supervise
+
+            supervise(self)
+            return
+        self.start()
+        handlers = _install_stop_signals(self)
+        try:
+            self._stopped.wait()
+        finally:
+            for handler in handlers:
+                handler.cancel()
+
+    # -- stopping ---------------------------------------------------------------------
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting; let sessions finish for ``timeout`` s; disconnect the rest."""
+        if self._stopping:
+            self._stopped.wait()
+            return
+        self._stopping = True
+        timeout = self.stop_timeout if timeout is None else timeout
+        for server in self._servers:
+            server.close()
+        self._servers = []
+        self.sockets = []
+        log.info("stopping: %d connection(s) open", len(self.connections))
+        for conn in list(self.connections):
+            if conn.dispatcher is not None:
+                conn.dispatcher.accepting = False
+            if not conn.authenticated and conn.transport is not None:
+                conn.transport.close()
+        self._pool.join(timeout=timeout)
+        for conn in list(self.connections):
+            conn.log.info("disconnecting: server stopping")
+            if conn.transport is not None:
+                conn.transport.close()
+        self._pool.join(timeout=5)
+        self._pool.kill(block=True, timeout=5)
+        self._stopped.set()
+
+    close = stop
+
+    # -- one connection ---------------------------------------------------------------
+    def _past_max_startups(self) -> bool:
+        """OpenSSH's MaxStartups: drop with probability rising from rate% to 100%."""
+        if self.max_startups is None:
+            return False
+        start, rate, full = self.max_startups
+        count = self.unauthenticated
+        if count >= full:
+            return True
+        if count < start:
+            return False
+        chance = rate + (100 - rate) * (count - start) / max(1, full - start)
+        return self.random() * 100 < chance
+
+    def _handle(self, sock: Any, address: tuple[Any, ...]) -> None:
+        if self._stopping:
+            sock.close()
+            return
+        if self._past_max_startups():
+            self.dropped += 1
+            log.warning(
+                "drop connection from %s: past MaxStartups (%d unauthenticated)",
+                _show(address),
+                self.unauthenticated,
+            )
+            sock.close()
+            return
+        conn = _Connection(address)
+        self.connections.add(conn)
+        self.unauthenticated += 1
+        try:
+            self._serve(conn, sock)
+        except proxyproto.ProxyProtocolError as exc:
+            conn.log.warning("closing: bad PROXY protocol header: %s", exc)
+        except Exception:
+            conn.log.error("connection failed", exc_info=True)
+        finally:
+            if not conn.authenticated:
+                self.unauthenticated -= 1
+            self.connections.discard(conn)
+            if conn.dispatcher is not None:
+                conn.dispatcher.kill_sessions(grace=1.0)
+            if conn.transport is not None:
+                conn.transport.close()
+            sock.close()
+
+    def _serve(self, conn: _Connection, sock: Any) -> None:
+        proxied = False
+        if self.proxy_protocol:
+            timeout = min(self.proxy_protocol_timeout, self.login_grace_time)
+            header = read_proxy_header(sock, timeout)
+            if header.source is not None:
+                conn.peer, proxied = header.source, True
+                conn.log = _PeerLog(log, {"prefix": _show(header.source)})
+        transport = self._make_transport(conn, sock, proxied)
+        conn.log = _PeerLog(log, {"prefix": f"conn={transport._conn_id} {_show(conn.peer)}"})
+        factory: Callable[..., Any] = self.interface
+        interface = factory(transport) if self._pass_transport else factory()
+        conn.dispatcher = SessionDispatcher(interface, self.handlers, conn.log)
+        conn.log.info("connection from %s", _show(conn.peer))
+        if self._stopping:
+            return
+        transport.start_server(event=Event(), server=conn.dispatcher)  # type: ignore[arg-type]
+        transport.join()
+        conn.log.info("connection closed")
+
+    def _make_transport(self, conn: _Connection, sock: Any, proxied: bool) -> Transport:
+        transport = Transport(sock)
+        if proxied:
+            transport.peer_address = conn.peer
+            transport.set_log_channel(transport.get_log_channel())  # refresh the log prefix
+        for key in self.host_keys:
+            transport.add_server_key(key)
+        transport.auth_timeout = self.login_grace_time
+        transport.max_channels = self.max_channels
+        for name, (cls, args) in self.subsystem_classes.items():
+            transport.set_subsystem_handler(name, cls, *args)
+
+        def authenticated(t: Transport) -> None:
+            if not conn.authenticated:
+                conn.authenticated = True
+                self.unauthenticated -= 1
+                conn.log.info("authenticated as %r", t.get_username())
+
+        transport.on_authenticated = authenticated
+        if self.configure is not None:
+            self.configure(transport)
+        conn.transport = transport
+        return transport
+
+    def statistics(self) -> dict[str, int]:
+        """Counters: open connections, unauthenticated ones, MaxStartups drops."""
+        return {
+            "connections": len(self.connections),
+            "unauthenticated": self.unauthenticated,
+            "dropped": self.dropped,
+        }
+
+
+def _split_subsystems(
+    subsystems: Mapping[str, Any],
+) -> tuple[dict[str, SessionHandler], dict[str, tuple[Any, tuple[Any, ...]]]]:
+    """Blocking handlers vs paramiko-style ``SubsystemHandler`` classes (with args)."""
+    blocking: dict[str, SessionHandler] = {}
+    classic: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+    for name, spec in subsystems.items():
+        cls, args = (spec[0], tuple(spec[1:])) if isinstance(spec, tuple) else (spec, ())
+        if isinstance(cls, type) and issubclass(cls, SubsystemHandler):
+            classic[name] = (cls, args)
+        elif callable(spec):
+            blocking[name] = spec
+        else:
+            raise TypeError(f"subsystem {name!r}: expected a handler or a SubsystemHandler class")
+    return blocking, classic
+
+
+def read_proxy_header(sock: Any, timeout: float) -> proxyproto.ProxyHeader:
+    """Read exactly one PROXY header off ``sock`` (peeking, so no SSH byte is lost)."""
+    buf = b""
+    error = proxyproto.ProxyProtocolError(f"no complete header within {timeout:g} s")
+    with gevent.Timeout(timeout, error):
+        while True:
+            peeked = sock.recv(proxyproto.MAX_HEADER_LENGTH - len(buf), socket.MSG_PEEK)
+            if not peeked:
+                raise proxyproto.ProxyProtocolError("connection closed before the header")
+            header = proxyproto.parse(buf + peeked)
+            take = len(peeked) if header is None else header.length - len(buf)
+            while take > 0:  # these bytes are already buffered: recv does not wait
+                chunk = sock.recv(take)
+                if not chunk:
+                    raise proxyproto.ProxyProtocolError("connection closed inside the header")
+                buf += chunk
+                take -= len(chunk)
+            if header is not None:
+                return header
+
+
+def _install_stop_signals(server: Server) -> list[Any]:
+    """SIGTERM/SIGINT → ``server.stop()`` in a greenlet (main thread only)."""
+    import signal
+
+    handlers = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            handlers.append(gevent.signal_handler(signum, _spawn_stop, server, signum))
+        except ValueError:  # not the main thread
+            break
+    return handlers
+
+
+def _spawn_stop(server: Server, signum: int) -> None:
+    log.info("signal %d: stopping gracefully (up to %g s)", signum, server.stop_timeout)
+    gevent.spawn(server.stop)
