@@ -1,0 +1,60 @@
+"""The benchmark harness still works: a tiny run against every Python server.
+
+No timing is asserted: this only checks that ``python -m benchmarks`` starts
+the servers, runs each workload once on a tiny size, and writes its table
+and JSON. sshd is left out (it may be missing and its install is slow).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_benchmarks_smoke(tmp_path: Path) -> None:
+    for tool in ("ssh", "sftp", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    pytest.importorskip("paramiko")
+    pytest.importorskip("asyncssh")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--smoke",
+            "--no-install",
+            "--servers",
+            "geossh,paramiko,asyncssh",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "geossh/paramiko" in result.stdout
+    document = json.loads((tmp_path / "latest-smoke.json").read_text())
+    assert document["errors"] == [], document["errors"]
+    geossh = document["results"]["geossh"]
+    for metric in (
+        "conn.cpu_ms",
+        "conn.rate",
+        "bulk.aes128-gcm.up_MBps",
+        "scale.4.opened",
+        "load.p99_ms",
+    ):
+        assert metric in geossh, sorted(geossh)
+    assert geossh["scale.4.opened"] == [4]
+    assert set(document["ratios"]["conn.cpu_ms"]) == {"paramiko", "asyncssh"}
+    assert (tmp_path / "latest-smoke.txt").exists()
