@@ -71,7 +71,7 @@ def name_list(names: Iterable[str | bytes]) -> bytes:
 class Reader:
     """Sequential, bounds-checked reader over one message's bytes."""
 
-    __slots__ = ("_data", "_pos", "_end")
+    __slots__ = ("_data", "_end", "_pos")
 
     def __init__(self, data: bytes | bytearray | memoryview, start: int = 0) -> None:
         self._data = bytes(data) if not isinstance(data, bytes) else data
