@@ -27,34 +27,25 @@ from geossh import __version__
 from geossh._green.pump import ConnectionEnded, SocketPump
 from geossh.authentication import AuthBridge
 from geossh.callbacks import (
-    answer_channel_request,
     call,
-    channel_open_result,
-    global_request_reply,
-    open_succeeded,
 )
 from geossh.channel import Channel
 from geossh.common import (
     CONNECTION_FAILED_CODE,
     DEFAULT_MAX_PACKET_SIZE,
     DEFAULT_WINDOW_SIZE,
-    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
-    OPEN_FAILED_CONNECT_FAILED,
-    OPEN_SUCCEEDED,
 )
+from geossh.dispatch import EventDispatch
 from geossh.errors import ChannelException, RemoteProtocolError, SSHException
 from geossh.message import Message
 from geossh.pkey import PKey
-from geossh.proto import algorithms as algs
 from geossh.proto import events as ev
 from geossh.proto import wire
-from geossh.proto.cipher import CIPHERS, MACS
-from geossh.proto.config import ServerConfig
 from geossh.proto.connection import Connection
 from geossh.proto.constants import DisconnectReason
-from geossh.proto.kex import KEX_METHODS, load_moduli
-from geossh.security import SecurityOptions
+from geossh.proto.kex import load_moduli
 from geossh.server import ServerInterface
+from geossh.settings import TransportSettings
 from geossh.util import ClosingContextManager
 
 _conn_ids = itertools.count(1)
@@ -88,40 +79,11 @@ def _cooperative(sock: Any) -> tuple[Any, Any]:
     return green, original
 
 
-class _RefuseHandler:
-    """A channel handler that refuses the open (its factory raised)."""
-
-    def prepare(self) -> int:
-        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
-
-    def run(self, channel: Channel) -> None:
-        """Never called: the open is refused."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-class Transport(ClosingContextManager):
+class Transport(TransportSettings, EventDispatch, ClosingContextManager):
     """One SSH connection, server side (paramiko.Transport)."""
 
     _PROTO_ID = "2.0"
     _CLIENT_ID = f"geossh_{__version__}"
-    _preferred_kex: tuple[str, ...] = algs.DEFAULT_KEX + algs.GEX_KEX
-    _preferred_keys: tuple[str, ...] = algs.DEFAULT_HOST_KEY_ALGORITHMS
-    _preferred_pubkeys: tuple[str, ...] = algs.DEFAULT_HOST_KEY_ALGORITHMS
-    _preferred_ciphers: tuple[str, ...] = algs.DEFAULT_CIPHERS
-    _preferred_macs: tuple[str, ...] = algs.DEFAULT_MACS
-    _preferred_compression: tuple[str, ...] = algs.DEFAULT_COMPRESSION
-    _cipher_info: Mapping[str, Any] = CIPHERS
-    _mac_info: Mapping[str, Any] = MACS
-    _key_info: Mapping[str, Any] = {
-        **algs.KEY_TYPE_FOR_ALGORITHM,
-        **{f"{k}-cert-v01@openssh.com": v for k, v in algs.KEY_TYPE_FOR_ALGORITHM.items()},
-    }
-    _kex_info: Mapping[str, Any] = KEX_METHODS
-    _compression_info: Mapping[str, Any] = {name: name for name in algs.ALL_COMPRESSION}
-    _modulus_pack: list[tuple[int, int]] | None = None
-    _active_check_timeout = 0.1
 
     def __init__(
         self,
@@ -247,69 +209,6 @@ class Transport(ClosingContextManager):
         except OSError:
             return ("unknown", 0)
 
-    # -- configuration --------------------------------------------------------------
-    def _filtered(self, category: str, names: tuple[str, ...]) -> tuple[str, ...]:
-        disabled = set(self.disabled_algorithms.get(category, ()))
-        return tuple(name for name in names if name not in disabled)
-
-    @property
-    def preferred_kex(self) -> tuple[str, ...]:
-        """Kex algorithms offered (after ``disabled_algorithms``)."""
-        return self._filtered("kex", self._preferred_kex)
-
-    @property
-    def preferred_keys(self) -> tuple[str, ...]:
-        """Host-key algorithms offered."""
-        return self._filtered("keys", self._preferred_keys)
-
-    @property
-    def preferred_pubkeys(self) -> tuple[str, ...]:
-        """Public-key algorithms accepted for user authentication."""
-        return self._filtered("pubkeys", self._preferred_pubkeys)
-
-    @property
-    def preferred_ciphers(self) -> tuple[str, ...]:
-        """Ciphers offered."""
-        return self._filtered("ciphers", self._preferred_ciphers)
-
-    @property
-    def preferred_macs(self) -> tuple[str, ...]:
-        """MACs offered."""
-        return self._filtered("macs", self._preferred_macs)
-
-    @property
-    def preferred_compression(self) -> tuple[str, ...]:
-        """Compression methods offered."""
-        return self._filtered("compression", self._preferred_compression)
-
-    def get_security_options(self) -> SecurityOptions:
-        """A view whose lists can be changed before ``start_server``."""
-        return SecurityOptions(self)
-
-    def use_compression(self, compress: bool = True) -> None:
-        """Offer zlib compression (only before ``start_server``)."""
-        self._preferred_compression = (
-            ("zlib@openssh.com", "zlib", "none") if compress else ("none",)
-        )
-
-    def set_gss_host(self, gss_host: Any, trust_dns: bool = True, gssapi_requested: bool = True):
-        """Accepted for paramiko 4.x code; geossh has no GSSAPI."""
-
-    def add_server_key(self, key: PKey) -> None:
-        """Add a host key (one per type; a later one replaces an earlier)."""
-        if not key.can_sign():
-            raise SSHException("host key must include its private part")
-        self.server_key_dict[key.get_name()] = key
-        if key.get_name() == "ssh-rsa":
-            self.server_key_dict["rsa-sha2-256"] = key
-            self.server_key_dict["rsa-sha2-512"] = key
-
-    def get_server_key(self) -> PKey | None:
-        """The host key of the negotiated type (None before key exchange)."""
-        if self.host_key_type is None:
-            return None
-        return self.server_key_dict.get(self.host_key_type)
-
     @staticmethod
     def load_server_moduli(filename: str | None = None) -> bool:
         """Load primes for diffie-hellman-group-exchange (class-wide); True on success."""
@@ -324,43 +223,6 @@ class Transport(ClosingContextManager):
                 return True
         return False
 
-    def set_subsystem_handler(self, name: str, handler: Any, *args: Any, **kwargs: Any) -> None:
-        """Register ``handler(channel, name, server, *args, **kwargs)`` for a subsystem."""
-        self.subsystem_table[name] = (handler, args, kwargs)
-
-    def _get_subsystem_handler(self, name: str) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-        return self.subsystem_table.get(name, (None, (), {}))
-
-    def _server_config(self) -> ServerConfig:
-        keys = {key.get_name(): key.ssh_key for key in self.server_key_dict.values()}
-        host_key_algs = tuple(
-            alg for alg in self.preferred_keys if not alg.endswith("-cert-v01@openssh.com")
-        )
-        prefs = algs.ServerPreferences(
-            kex=self.preferred_kex,
-            host_key=host_key_algs,
-            ciphers=self.preferred_ciphers,
-            macs=self.preferred_macs,
-            compression=self.preferred_compression,
-            strict_kex=self.advertise_strict_kex,
-        )
-        return ServerConfig(
-            host_keys=keys,
-            preferences=prefs,
-            server_version=self.local_version,
-            pubkey_algorithms=self.preferred_pubkeys,
-            server_sig_algs=self.preferred_pubkeys if self.server_sig_algs else (),
-            moduli=Transport._modulus_pack or (),
-            rekey_bytes=self.rekey_bytes,
-            rekey_seconds=self.rekey_seconds,
-            banner_timeout=self.banner_timeout,
-            handshake_timeout=self.handshake_timeout,
-            auth_timeout=self.auth_timeout,
-            max_auth_tries=self.max_auth_tries,
-            default_window_size=self.default_window_size,
-            default_max_packet_size=self.default_max_packet_size,
-            max_channels=self.max_channels,
-        )
 
     # -- lifecycle ------------------------------------------------------------------
     def start_server(self, event: Any = None, server: ServerInterface | None = None) -> None:
@@ -526,207 +388,6 @@ class Transport(ClosingContextManager):
     def _consumed(self, chanid: int, length: int) -> None:
         self._conn.channels.consume(chanid, length)
         self._flush()
-
-    # -- event dispatch (runs in the connection greenlet) -----------------------------
-    def _dispatch(self, event: ev.Event) -> None:
-        handler = self._event_handlers.get(type(event))
-        if handler is not None:
-            handler(self, event)
-
-    def _on_data(self, event: ev.ChannelDataReceived) -> None:
-        chan = self._channels.get(event.channel_id)
-        if chan is not None:
-            chan._feed(event.data, event.stream)
-
-    def _on_version(self, event: ev.VersionReceived) -> None:
-        self.remote_version = event.version
-        self.logger.info("Connected (version %s, client %s)", *event.version[4:].split("-", 1))
-
-    def _on_kex(self, event: ev.KexCompleted) -> None:
-        core = self._conn.transport
-        negotiated = core.negotiated
-        assert negotiated is not None
-        self.session_id = core.session_id
-        self.host_key_type = negotiated.host_key
-        self.local_cipher, self.remote_cipher = negotiated.cipher_s2c, negotiated.cipher_c2s
-        self.local_mac, self.remote_mac = negotiated.mac_s2c, negotiated.mac_c2s
-        self.local_compression = negotiated.compression_s2c
-        self.remote_compression = negotiated.compression_c2s
-        self.agreed_on_strict_kex = core.strict_kex
-        if event.initial:
-            self.initial_kex_done = True
-            if self.completion_event is not None:
-                self.completion_event.set()
-        self._kex_event.set()
-
-    def _on_disconnect(self, event: ev.DisconnectReceived) -> None:
-        self.logger.info("Disconnect (code %d): %s", event.code, event.description)
-
-    def _on_auth_service(self, event: ev.AuthServiceStarted) -> None:
-        self._auth.banner()
-
-    def _on_auth(self, event: ev.AuthRequested) -> None:
-        self._auth.handle(event)
-
-    def _on_auth_success(self, event: ev.AuthSucceeded) -> None:
-        self.authenticated = True
-        if self.on_authenticated is not None:
-            call(self.logger, self.on_authenticated, None, self)
-
-    def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
-        server = self.server_object
-        assert server is not None
-        chanid = event.channel_id
-        if event.kind == "session" and self._no_more_sessions:
-            result: Any = 1
-        else:
-            result = channel_open_result(server, self.logger, chanid, event.kind, event.data)
-        if not open_succeeded(result):
-            self.logger.debug("Rejected %s channel %d (%s)", event.kind, chanid, result)
-            self._conn.channels.reject_channel(chanid, int(result) or 1, "")
-            return
-        chan = Channel(chanid)
-        chan.transport = self
-        chan.kind = event.kind
-        chan.active = 1
-        chan.remote_chanid = self._conn.channels.channels[chanid].remote_id
-        self._channels[chanid] = chan
-        if self._start_channel_handler(server, chan):
-            return
-        self._conn.channels.accept_channel(chanid)
-        self.server_accepts.append(chan)
-        self._accept_event.set()
-        self.logger.debug("Secsh channel %d (%s) opened.", chanid, event.kind)
-
-    def _start_channel_handler(self, server: ServerInterface, chan: Channel) -> bool:
-        """Give an accepted channel to ``server.get_channel_handler(kind, chanid)`` if any.
-
-        geossh extension: the handler's ``prepare()`` runs in its own greenlet
-        before the channel is confirmed and returns an OPEN_* code (or
-        ``(code, description)``); then ``run(channel)``; ``close()`` always
-        follows. Such channels never enter the ``accept()`` queue.
-        """
-        get_handler = getattr(server, "get_channel_handler", None)
-        if get_handler is None:
-            return False
-        try:
-            handler = get_handler(chan.kind, chan.chanid)
-        except Exception:
-            self.logger.error("Exception in get_channel_handler", exc_info=True)
-            handler = _RefuseHandler()
-        if handler is None:
-            chan.active = 1
-            return False
-        chan.active = 0
-        self._handler_greenlets.spawn(self._serve_channel, chan, handler)
-        return True
-
-    def _serve_channel(self, chan: Channel, handler: Any) -> None:
-        opened = False
-        try:
-            result = call(self.logger, handler.prepare, OPEN_FAILED_CONNECT_FAILED)
-            code, text = result if isinstance(result, tuple) else (result, "")
-            opened = self._finish_open(chan, int(code), str(text))
-            if opened:
-                handler.run(chan)
-        except Exception:
-            self.logger.error("Exception in %s channel handler", chan.kind, exc_info=True)
-        finally:
-            call(self.logger, handler.close, None)
-            chan.close()
-
-    def _finish_open(self, chan: Channel, code: int, description: str) -> bool:
-        """Confirm (code 0) or refuse a channel a handler held open; True if confirmed."""
-        if not self.active or chan.closed:
-            return False
-        if code != OPEN_SUCCEEDED:
-            self._channels.pop(chan.chanid, None)
-            chan._mark_closed()
-            self._conn.channels.reject_channel(chan.chanid, code or 1, description)
-            self.logger.debug("Refused %s channel %d (%d %s)", chan.kind, chan.chanid, code,
-                              description)  # fmt: skip
-        else:
-            self._conn.channels.accept_channel(chan.chanid)
-            chan.active = 1
-            self.logger.debug("Secsh channel %d (%s) opened.", chan.chanid, chan.kind)
-        self._flush()
-        return code == OPEN_SUCCEEDED
-
-    def _on_channel_request(self, event: ev.ChannelRequestReceived) -> None:
-        chan = self._channels.get(event.channel_id)
-        answer_channel_request(self.server_object, self.logger, self._conn.channels, chan, event)
-
-    def _on_channel_reply(self, event: ev.ChannelReplyReceived) -> None:
-        chan = self._channels.get(event.channel_id)
-        if chan is not None:
-            chan._reply_received(event.success)
-
-    def _on_eof(self, event: ev.ChannelEOFReceived) -> None:
-        chan = self._channels.get(event.channel_id)
-        if chan is not None:
-            chan._feed_eof()
-
-    def _on_window(self, event: ev.ChannelWindowOpened) -> None:
-        chan = self._channels.get(event.channel_id)
-        if chan is not None:
-            chan._window_opened()
-
-    def _on_closed(self, event: ev.ChannelClosed) -> None:
-        chan = self._channels.pop(event.channel_id, None)
-        if chan is not None:
-            chan._mark_closed()
-            if chan in self.server_accepts:
-                self.server_accepts.remove(chan)
-
-    def _on_open_reply(self, event: ev.ChannelOpenConfirmed | ev.ChannelOpenFailed) -> None:
-        chan = self._channels.get(event.channel_id)
-        if chan is None:
-            if isinstance(event, ev.ChannelOpenConfirmed):  # open_channel gave up waiting
-                self._conn.channels.close(event.channel_id)
-            return
-        if isinstance(event, ev.ChannelOpenFailed):
-            chan._open_error = (event.code, event.description)
-            self._channels.pop(event.channel_id, None)
-        else:
-            chan.active = 1
-            chan.remote_chanid = self._conn.channels.channels[event.channel_id].remote_id
-        chan.event.set()
-
-    def _on_global_request(self, event: ev.GlobalRequestReceived) -> None:
-        assert self.server_object is not None
-        if event.kind == "no-more-sessions@openssh.com":
-            self._no_more_sessions = True
-            ok, data = True, b""
-        else:
-            ok, data = global_request_reply(self.server_object, self.logger, event.kind, event.data)
-        if event.want_reply:
-            self._conn.channels.reply_global_request(ok, data)
-
-    def _on_global_reply(self, event: ev.GlobalReplyReceived) -> None:
-        if self._global_replies:
-            waiter = self._global_replies.pop(0)
-            self._global_results[waiter] = event
-            waiter.set()
-
-    _event_handlers: dict[type, Any] = {
-        ev.ChannelDataReceived: _on_data,
-        ev.ChannelWindowOpened: _on_window,
-        ev.VersionReceived: _on_version,
-        ev.KexCompleted: _on_kex,
-        ev.DisconnectReceived: _on_disconnect,
-        ev.AuthServiceStarted: _on_auth_service,
-        ev.AuthRequested: _on_auth,
-        ev.AuthSucceeded: _on_auth_success,
-        ev.ChannelOpenRequested: _on_channel_open,
-        ev.ChannelRequestReceived: _on_channel_request,
-        ev.ChannelReplyReceived: _on_channel_reply,
-        ev.ChannelEOFReceived: _on_eof,
-        ev.ChannelClosed: _on_closed,
-        ev.ChannelOpenConfirmed: _on_open_reply,
-        ev.ChannelOpenFailed: _on_open_reply,
-        ev.GlobalRequestReceived: _on_global_request,
-        ev.GlobalReplyReceived: _on_global_reply,
-    }
 
     # -- application calls ------------------------------------------------------------
     def accept(self, timeout: float | None = None) -> Channel | None:
