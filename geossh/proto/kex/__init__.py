@@ -33,7 +33,6 @@ from geossh.proto.kex.hybrid import MLKEM768X25519Kex
 from geossh.proto.kex.moduli import load_moduli
 
 __all__ = [
-    "DEFAULT_KEX_METHODS",
     "FALLBACK_MODULI",
     "HASHES",
     "KEX_METHODS",
@@ -64,21 +63,6 @@ KEX_METHODS: dict[str, type[ServerKex]] = {
         DHGroup1Sha1Kex,
     )
 }
-
-#: The default offer (DESIGN.md "Security defaults"); group exchange needs
-#: moduli, so it is offered only when the application supplies them.
-DEFAULT_KEX_METHODS: tuple[str, ...] = (
-    "mlkem768x25519-sha256",
-    "curve25519-sha256",
-    "curve25519-sha256@libssh.org",
-    "ecdh-sha2-nistp256",
-    "ecdh-sha2-nistp384",
-    "ecdh-sha2-nistp521",
-    "diffie-hellman-group16-sha512",
-    "diffie-hellman-group18-sha512",
-    "diffie-hellman-group14-sha256",
-)
-
 
 def create_server_kex(name: str, ctx: KexContext) -> ServerKex:
     """Instantiate the server side of key-exchange method ``name``."""
