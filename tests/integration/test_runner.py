@@ -257,12 +257,17 @@ def _line_handler(session: Session) -> int:
 
 
 def test_graceful_stop_lets_sessions_finish(keydir: Path, servers: list[Server]) -> None:
-    server = _start(servers, keydir, handler=_line_handler)
+    started = gevent.event.Event()
+
+    def handler(session: Session) -> int:
+        started.set()  # the session is open and its handler running
+        return _line_handler(session)
+
+    server = _start(servers, keydir, handler=handler)
     go = threading.Event()
     pool = gevent.get_hub().threadpool
     result = pool.spawn(_line_session, server.port, go)
-    while server.statistics()["connections"] == 0 or server.unauthenticated:
-        gevent.sleep(0.01)  # bounded by the test timeout
+    assert started.wait(20), "the session never started"
     idle = _banner(server.port)  # an unauthenticated connection: closed at once
     stopper = gevent.spawn(server.stop, 30)
     assert _eof(idle)
