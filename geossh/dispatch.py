@@ -7,6 +7,7 @@ occurred on the wire.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from geossh.callbacks import (
@@ -42,12 +43,22 @@ class _RefuseHandler:
 class EventDispatch:
     """Handlers for every core event (see ``_event_handlers`` at the end)."""
 
-    # The attributes these handlers use are set by geossh.Transport.
+    # The attributes and methods these handlers use belong to geossh.Transport.
     _conn: Any
     _auth: Any
     _channels: dict[int, Channel]
+    _accept_event: Any
+    _kex_event: Any
+    _handler_greenlets: Any
+    _global_replies: list[Any]
+    _global_results: dict[Any, ev.GlobalReplyReceived]
     logger: Any
     server_object: ServerInterface | None
+    server_accepts: list[Channel]
+    completion_event: Any
+    on_authenticated: Any
+    active: bool
+    _flush: Callable[[], None]
 
     def _dispatch(self, event: ev.Event) -> None:
         handler = self._event_handlers.get(type(event))
@@ -107,7 +118,7 @@ class EventDispatch:
             self._conn.channels.reject_channel(chanid, int(result) or 1, "")
             return
         chan = Channel(chanid)
-        chan.transport = self
+        chan.transport = self  # type: ignore[assignment]  # self is the Transport
         chan.kind = event.kind
         chan.active = 1
         chan.remote_chanid = self._conn.channels.channels[chanid].remote_id

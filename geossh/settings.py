@@ -101,7 +101,9 @@ class TransportSettings:
             ("zlib@openssh.com", "zlib", "none") if compress else ("none",)
         )
 
-    def set_gss_host(self, gss_host: Any, trust_dns: bool = True, gssapi_requested: bool = True):
+    def set_gss_host(
+        self, gss_host: Any, trust_dns: bool = True, gssapi_requested: bool = True
+    ) -> None:
         """Accepted for paramiko 4.x code; geossh has no GSSAPI."""
 
     def add_server_key(self, key: PKey) -> None:

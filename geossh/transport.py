@@ -465,7 +465,9 @@ class Transport(TransportSettings, EventDispatch, ClosingContextManager):
         """Open ``auth-agent@openssh.com`` to reach the client's agent."""
         return self.open_channel("auth-agent@openssh.com")
 
-    def global_request(self, kind: str, data: Iterable[Any] | None = None, wait: bool = True):
+    def global_request(
+        self, kind: str, data: Iterable[Any] | None = None, wait: bool = True
+    ) -> Message | None:
         """Send a global request; with ``wait``, return the reply Message or None."""
         if not self.active:
             return None
