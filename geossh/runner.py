@@ -7,12 +7,23 @@ Each connection gets a fresh ``ServerInterface`` from the factory, wrapped
 in a ``SessionDispatcher`` so blocking session handlers serve exec, shell
 and subsystem requests (``geossh.session``).
 
-Limits: ``max_connections`` (a gevent Pool: when full, new connections wait
-in the listen backlog), ``max_startups`` (OpenSSH's ``start:rate:full``
-random early drop of unauthenticated connections), ``login_grace_time`` and
-``max_channels`` per connection. ``proxy_protocol=True`` reads a PROXY v1/v2
-header first (``geossh.proxyproto``); its client address is what logs,
-limits, ``transport.getpeername()`` and the interface see.
+Limits (docs/limits.md has the table): ``max_connections`` (a gevent Pool:
+when full, new connections wait in the listen backlog), ``max_startups``
+(OpenSSH's ``start:rate:full`` random early drop of unauthenticated
+connections), ``per_source_max_startups``, ``per_source_netblock`` and
+``per_source_penalties`` (``geossh.srclimit``: sshd's PerSourceMaxStartups,
+PerSourceNetBlockSize and PerSourcePenalties), and per connection
+``login_grace_time``, ``max_auth_tries``, ``max_channels`` and any other
+Transport limit through ``limits={name: value}`` (e.g.
+``client_alive_interval``, ``unused_connection_timeout``).
+
+``proxy_protocol=True`` reads a PROXY v1/v2 header first
+(``geossh.proxyproto``); its client address is what logs, limits,
+``transport.getpeername()`` and the interface see.
+
+Algorithms: the Transport's defaults minus ``HARDENED_DISABLED_ALGORITHMS``
+(the NIST P-curve key exchanges and ECDSA host-key signatures, which
+ssh-audit fails); ``disabled_algorithms={}`` offers them again.
 
 ``stop(timeout)`` stops accepting, refuses new sessions, lets running
 sessions finish for up to ``timeout`` seconds, then disconnects the rest
@@ -20,7 +31,8 @@ with DISCONNECT BY_APPLICATION. ``workers=N`` forks N processes that share
 the listening sockets (``geossh.workers``).
 
 Logs connection, authentication and session events under ``geossh.server``
-with ``[conn=N ip:port]``.
+with ``[conn=N ip:port]``: one line when a connection opens and one when it
+closes (user, auth method, failures, duration, bytes, outcome, reason).
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -44,10 +57,28 @@ from geossh.hostkeys import default_state_dir, load_or_create
 from geossh.pkey import PKey
 from geossh.server import ServerInterface, SubsystemHandler
 from geossh.session import DEFAULT_ACCEPT_ENV, SessionDispatcher, SessionHandler, SessionHandlers
+from geossh.srclimit import PenaltyPolicy, SourceLimits, parse_netblock, parse_penalties
 from geossh.transport import Transport
 
 Address = tuple[str, int] | socket.socket
 log = logging.getLogger("geossh.server")
+
+
+#: What ``Server`` turns off on top of the Transport's defaults: the NIST
+#: P-curve key exchanges and ECDSA host-key signatures, which ssh-audit
+#: fails. ``geossh.Transport`` keeps OpenSSH's list for paramiko code.
+HARDENED_DISABLED_ALGORITHMS: Mapping[str, tuple[str, ...]] = {
+    "kex": ("ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521"),
+    "keys": ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"),
+}
+#: Transport attributes ``Server(limits=...)`` may set (docs/limits.md).
+TRANSPORT_LIMITS = frozenset({
+    "banner_timeout", "handshake_timeout", "auth_timeout", "max_auth_tries", "max_channels",
+    "max_pending_channels", "max_pending_global_requests", "max_packet_size",
+    "max_version_line", "max_pre_version_lines", "client_alive_interval",
+    "client_alive_count_max", "unused_connection_timeout", "rekey_bytes", "rekey_seconds",
+    "default_window_size", "default_max_packet_size",
+})  # fmt: skip
 
 
 class ListenError(OSError):
@@ -133,11 +164,12 @@ def _takes_transport(factory: Callable[..., Any]) -> bool:
 class _Connection:
     """What the server tracks for one connection."""
 
-    __slots__ = ("authenticated", "dispatcher", "log", "peer", "transport")
+    __slots__ = ("authenticated", "dispatcher", "log", "peer", "source", "transport")
 
     def __init__(self, peer: tuple[Any, ...]) -> None:
         self.peer = peer
         self.authenticated = False
+        self.source: str | None = None  # the host counted in Server.sources, while it is
         self.transport: Transport | None = None
         self.dispatcher: SessionDispatcher | None = None
         self.log: logging.LoggerAdapter[Any] = _PeerLog(log, {"prefix": _show(peer)})
@@ -154,7 +186,8 @@ class Server:
     ``shell_handler`` are given; ``subsystems`` maps names to blocking
     handlers, to ``SubsystemHandler`` classes or to ``(class, *args)``
     (e.g. ``{"sftp": (SFTPServer, LocalSFTPServer, root)}``). ``configure``
-    is called with each new Transport before it starts.
+    is called with each new Transport before it starts. The limits are
+    described in the module docstring and docs/limits.md.
     """
 
     def __init__(
@@ -173,6 +206,12 @@ class Server:
         max_startups: str | Sequence[int] | None = "10:30:100",
         login_grace_time: float = 120.0,
         max_channels: int = 64,
+        max_auth_tries: int = 6,
+        per_source_max_startups: int | None = None,
+        per_source_netblock: str | tuple[int, int] = (32, 128),
+        per_source_penalties: str | PenaltyPolicy | None = "yes",
+        limits: Mapping[str, Any] | None = None,
+        disabled_algorithms: Mapping[str, Sequence[str]] | None = None,
         proxy_protocol: bool = False,
         proxy_protocol_timeout: float = 10.0,
         workers: int = 1,
@@ -188,31 +227,43 @@ class Server:
         if not host_keys:
             raise ValueError("at least one host key is needed")
         self.host_keys = list(host_keys)
-        blocking, classic = _split_subsystems(subsystems or {})
+        blocking, self.subsystem_classes = _split_subsystems(subsystems or {})
         self.handlers = SessionHandlers(
-            exec=exec_handler or handler,
-            shell=shell_handler or handler,
-            subsystems=blocking,
-            accept_env=tuple(accept_env),
-        )
-        self.subsystem_classes = classic
+            exec=exec_handler or handler, shell=shell_handler or handler,
+            subsystems=blocking, accept_env=tuple(accept_env),
+        )  # fmt: skip
         self.max_connections = max_connections
         self.max_startups = parse_max_startups(max_startups)
         self.login_grace_time = login_grace_time
         self.max_channels = max_channels
+        self.transport_limits = _transport_limits(
+            limits, auth_timeout=login_grace_time, max_channels=max_channels,
+            max_auth_tries=max_auth_tries,
+        )  # fmt: skip
+        self.sources = SourceLimits(
+            per_source_max_startups,
+            parse_netblock(per_source_netblock),
+            parse_penalties(per_source_penalties),
+        )
+        self.disabled_algorithms = _disabled(disabled_algorithms, self.host_keys)
         self.proxy_protocol = proxy_protocol
         self.proxy_protocol_timeout = proxy_protocol_timeout
         self.workers = max(1, int(workers))
         self.stop_timeout = stop_timeout
         self.configure = configure
         self.backlog = backlog
+        self._init_state()
+
+    def _init_state(self) -> None:
         self.random: Callable[[], float] = random.random
+        self.clock: Callable[[], float] = time.monotonic
         self.sockets: list[socket.socket] = []
         self.addresses: list[tuple[Any, ...]] = []  # what was bound, as (host, port)
         self.connections: set[_Connection] = set()
         self.unauthenticated = 0
         self.dropped = 0
-        self._pool = gevent.pool.Pool(max_connections or None)
+        self.refused = 0  # by PerSourceMaxStartups or a penalty
+        self._pool = gevent.pool.Pool(self.max_connections or None)
         self._servers: list[gevent.server.StreamServer] = []
         self._stopped = Event()
         self._stopping = False
@@ -323,6 +374,9 @@ class Server:
             sock.close()
             return
         conn = _Connection(address)
+        if not self.proxy_protocol and not self._admit(conn):
+            sock.close()
+            return
         self.connections.add(conn)
         self.unauthenticated += 1
         try:
@@ -334,6 +388,7 @@ class Server:
         finally:
             if not conn.authenticated:
                 self.unauthenticated -= 1
+            self._settle(conn)
             self.connections.discard(conn)
             if conn.dispatcher is not None:
                 conn.dispatcher.kill_sessions(grace=1.0)
@@ -349,6 +404,8 @@ class Server:
             if header.source is not None:
                 conn.peer, proxied = header.source, True
                 conn.log = _PeerLog(log, {"prefix": _show(header.source)})
+            if not self._admit(conn):
+                return
         transport = self._make_transport(conn, sock, proxied)
         conn.log = _PeerLog(log, {"prefix": f"conn={transport._conn_id} {_show(conn.peer)}"})
         factory: Callable[..., Any] = self.interface
@@ -359,7 +416,43 @@ class Server:
             return
         transport.start_server(event=Event(), server=conn.dispatcher)  # type: ignore[arg-type]
         transport.join()
-        conn.log.info("connection closed")
+        conn.log.info("connection closed: %s", transport.summary_text())
+
+    # -- per-source limits ------------------------------------------------------------
+    def _admit(self, conn: _Connection) -> bool:
+        """Apply PerSourceMaxStartups and penalties; count the connection if admitted."""
+        host = str(conn.peer[0])
+        refusal = self.sources.refusal(host, self.clock())
+        if refusal is not None:
+            self.refused += 1
+            level = logging.DEBUG if refusal.startswith("penalty") else logging.WARNING
+            log.log(level, "drop connection from %s: %s", _show(conn.peer), refusal)
+            return False
+        self.sources.started(host)
+        conn.source = host
+        return True
+
+    def _uncount(self, conn: _Connection) -> None:
+        if conn.source is not None:
+            self.sources.finished(conn.source)
+            conn.source = None
+
+    def _settle(self, conn: _Connection) -> None:
+        """At the end of a connection: uncount it, and penalise its source if it went badly."""
+        self._uncount(conn)
+        transport = conn.transport
+        if transport is None or self._stopping:
+            return
+        outcome = transport.outcome()
+        if outcome == "authenticated":
+            return
+        host = str(conn.peer[0])
+        if self.sources.penalise(host, outcome, self.clock()):
+            seconds = self.sources.penalised(self.clock()).get(self.sources.block(host), 0.0)
+            conn.log.info(
+                "penalty: %s refused for %.0f s (%s; PerSourcePenalties)",
+                self.sources.block(host), seconds, outcome,
+            )  # fmt: skip
 
     def _make_transport(self, conn: _Connection, sock: Any, proxied: bool) -> Transport:
         transport = Transport(sock)
@@ -368,8 +461,10 @@ class Server:
             transport.set_log_channel(transport.get_log_channel())  # refresh the log prefix
         for key in self.host_keys:
             transport.add_server_key(key)
-        transport.auth_timeout = self.login_grace_time
-        transport.max_channels = self.max_channels
+        transport.disabled_algorithms = dict(self.disabled_algorithms)
+        for name, value in self.transport_limits.items():
+            setattr(transport, name, value)
+        transport.log_summary = False  # the server logs the closing line
         for name, (cls, args) in self.subsystem_classes.items():
             transport.set_subsystem_handler(name, cls, *args)
 
@@ -377,6 +472,7 @@ class Server:
             if not conn.authenticated:
                 conn.authenticated = True
                 self.unauthenticated -= 1
+                self._uncount(conn)
                 conn.log.info("authenticated as %r", t.get_username())
 
         transport.on_authenticated = authenticated
@@ -386,12 +482,39 @@ class Server:
         return transport
 
     def statistics(self) -> dict[str, int]:
-        """Counters: open connections, unauthenticated ones, MaxStartups drops."""
+        """Counters: open and unauthenticated connections, refusals, penalised sources."""
         return {
             "connections": len(self.connections),
             "unauthenticated": self.unauthenticated,
             "dropped": self.dropped,
+            "refused": self.refused,
+            "penalised": len(self.sources.penalised(self.clock())),
         }
+
+
+def _transport_limits(limits: Mapping[str, Any] | None, **named: Any) -> dict[str, Any]:
+    """The Transport attributes to set on every connection (names checked)."""
+    merged = {**named, **(limits or {})}
+    unknown = sorted(set(merged) - TRANSPORT_LIMITS)
+    if unknown:
+        raise ValueError(f"unknown transport limit(s) {', '.join(unknown)}")
+    return merged
+
+
+def _disabled(
+    disabled: Mapping[str, Sequence[str]] | None, host_keys: Sequence[PKey]
+) -> dict[str, tuple[str, ...]]:
+    """``disabled_algorithms`` for every Transport; checks a host key stays usable."""
+    result = {k: tuple(v) for k, v in (HARDENED_DISABLED_ALGORITHMS if disabled is None
+                                         else disabled).items()}  # fmt: skip
+    names = {key.get_name() for key in host_keys}
+    if not names - set(result.get("keys", ())):
+        raise ValueError(
+            f"no usable host key: {', '.join(sorted(names))} signatures are disabled "
+            "(ssh-audit fails NIST curves); add an Ed25519 or RSA host key, or pass "
+            "disabled_algorithms={} to offer them"
+        )
+    return result
 
 
 def _split_subsystems(

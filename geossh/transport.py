@@ -37,6 +37,7 @@ from geossh.common import (
 )
 from geossh.dispatch import EventDispatch
 from geossh.errors import ChannelException, RemoteProtocolError, SSHException
+from geossh.limits import ConnectionLimits
 from geossh.message import Message
 from geossh.pkey import PKey
 from geossh.proto import events as ev
@@ -79,7 +80,7 @@ def _cooperative(sock: Any) -> tuple[Any, Any]:
     return green, original
 
 
-class Transport(TransportSettings, EventDispatch, ClosingContextManager):
+class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingContextManager):
     """One SSH connection, server side (paramiko.Transport)."""
 
     _PROTO_ID = "2.0"
@@ -141,8 +142,7 @@ class Transport(TransportSettings, EventDispatch, ClosingContextManager):
         self._conn_id = next(_conn_ids)
         self._log_name = "geossh.transport"
         self._hexdump = False
-        self._keepalive = 0.0
-        self._last_keepalive = time.monotonic()
+        self._init_limits()
         self._channels: dict[int, Channel] = {}
         self._accept_event = Event()
         self._kex_event = Event()
@@ -223,7 +223,6 @@ class Transport(TransportSettings, EventDispatch, ClosingContextManager):
                 return True
         return False
 
-
     # -- lifecycle ------------------------------------------------------------------
     def start_server(self, event: Any = None, server: ServerInterface | None = None) -> None:
         """Start serving; with ``event``, return at once and set it after the first kex.
@@ -241,10 +240,11 @@ class Transport(TransportSettings, EventDispatch, ClosingContextManager):
         self.active = True
         self.completion_event = event
         self._conn = Connection(self._server_config(), time.monotonic())
+        self._started_at = self._last_input = time.monotonic()
         self._auth = AuthBridge(self.server_object, self._conn.auth, self.logger)
         self._auth.peer_address = str(self.getpeername()[0])
         self._pump = SocketPump(
-            self.sock, self._conn, self._dispatch, self._keepalive_deadline, self._on_timer
+            self.sock, self._conn, self._dispatch, self._timer_deadline, self._on_timer
         )
         self._greenlet = gevent.spawn(self._run)
         if event is not None:
@@ -261,25 +261,38 @@ class Transport(TransportSettings, EventDispatch, ClosingContextManager):
             self._pump.run()
             if self._pump.write_error is not None:
                 self.logger.debug("write failed: %s", self._pump.write_error)
+                self._ended(f"write failed: {self._pump.write_error}")
         except RemoteProtocolError as exc:
             self.logger.warning("Disconnecting: %s (reason %d)", exc, exc.code)
+            self._ended(f"{exc} (reason {int(exc.code)})")
             self.saved_exception = exc
             self._conn.send_disconnect(exc.code, str(exc))
             self._final_flush(linger=True)
         except (ConnectionEnded, EOFError):
             self.logger.debug("EOF in transport greenlet")
+            self._ended("client closed the TCP connection")
         except OSError as exc:
             self.logger.debug("Socket exception: %s", exc)
+            self._ended(f"socket error: {exc}")
             self.saved_exception = exc
         except gevent.GreenletExit:
-            pass
+            self._ended("closed by application")
         except Exception as exc:
             self.logger.error("Unknown exception: %s", exc, exc_info=True)
+            self.crashed = True
+            self._ended("internal error")
             self.saved_exception = exc
             self._conn.send_disconnect(DisconnectReason.PROTOCOL_ERROR, "internal error")
             self._final_flush(linger=True)
         finally:
             self._shutdown()
+            if self.log_summary:
+                self.logger.info("Connection closed: %s", self.summary_text())
+
+    def _ended(self, reason: str) -> None:
+        """Record why the connection ended (the first reason found wins)."""
+        if not self.close_reason:
+            self.close_reason = reason
 
     def _final_flush(self, linger: bool = False) -> None:
         """Write what is queued (the DISCONNECT); with ``linger``, also drain input.
@@ -330,6 +343,7 @@ class Transport(TransportSettings, EventDispatch, ClosingContextManager):
             return
         if not self.active:
             return
+        self._ended("closed by application")
         self._conn.send_disconnect(DisconnectReason.BY_APPLICATION, "closed by application")
         if gevent.getcurrent() is self._greenlet:
             return  # the loop sees the closed core and ends after this callback
@@ -492,22 +506,6 @@ class Transport(TransportSettings, EventDispatch, ClosingContextManager):
         count = byte_count if byte_count is not None else 10 + os.urandom(1)[0] % 32
         self._conn.transport.send_ignore(os.urandom(count))
         self._flush()
-
-    def set_keepalive(self, interval: float) -> None:
-        """Send a keepalive global request after ``interval`` s without output (0: off)."""
-        self._keepalive = float(interval)
-        self._last_keepalive = time.monotonic()
-
-    def _keepalive_deadline(self) -> float | None:
-        if not self._keepalive:
-            return None
-        return self._last_keepalive + self._keepalive
-
-    def _on_timer(self, now: float) -> None:
-        if self._keepalive and now >= self._last_keepalive + self._keepalive:
-            self._last_keepalive = now
-            if self._conn.auth.authenticated:
-                self._conn.channels.send_global_request("keepalive@lag.net", False)
 
     def renegotiate_keys(self) -> None:
         """Start a key re-exchange and wait for it to finish."""

@@ -9,7 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from geossh.proto.algorithms import DEFAULT_HOST_KEY_ALGORITHMS, ServerPreferences
-from geossh.proto.constants import DEFAULT_MAX_PACKET_SIZE, DEFAULT_WINDOW_SIZE, MAX_PACKET_SIZE
+from geossh.proto.constants import (
+    DEFAULT_MAX_PACKET_SIZE,
+    DEFAULT_WINDOW_SIZE,
+    MAX_PACKET_SIZE,
+    MAX_PRE_VERSION_LINES,
+    MAX_VERSION_LINE,
+)
 from geossh.proto.keys import SSHKey
 
 
@@ -24,6 +30,8 @@ class ServerConfig:
     server_sig_algs: tuple[str, ...] = DEFAULT_HOST_KEY_ALGORITHMS
     moduli: Sequence[tuple[int, int]] = ()
     max_packet_size: int = MAX_PACKET_SIZE
+    max_version_line: int = MAX_VERSION_LINE
+    max_pre_version_lines: int = MAX_PRE_VERSION_LINES
     # Re-key after this many bytes in either direction or this many seconds.
     rekey_bytes: int = 1 << 30
     rekey_seconds: float | None = 3600.0

@@ -124,7 +124,9 @@ class TransportLayer:
         self.strict_kex = False
         self.closed = False
         self.kex_state = KexState.IDLE
-        self._version: VersionParser | None = VersionParser()
+        self._version: VersionParser | None = VersionParser(
+            config.max_version_line, config.max_pre_version_lines
+        )
         self._out: list[bytes] = [config.server_version.encode("ascii") + b"\r\n"]
         self._held: list[bytes] = []
         self._held_control = 0

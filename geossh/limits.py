@@ -1,0 +1,251 @@
+"""Per-connection limits, liveness checks and the closing summary of a ``Transport``.
+
+``ConnectionLimits`` is a mixin of ``geossh.Transport``. It owns:
+
+* the limit attributes (OpenSSH-like defaults; docs/limits.md is the table)
+  and how they reach the protocol core's ``ServerConfig``;
+* timers run by the connection greenlet: paramiko's fire-and-forget
+  ``set_keepalive``; ``client_alive_interval``/``client_alive_count_max``
+  (sshd's ClientAliveInterval/CountMax: after that many seconds without
+  input, send ``keepalive@openssh.com`` wanting a reply; any input resets
+  the count; after ``count_max`` unanswered the connection ends); and
+  ``unused_connection_timeout`` (sshd's UnusedConnectionTimeout: an
+  authenticated connection without an open channel for that long ends);
+* the cap on channels opened by the client but not yet taken by
+  ``accept()`` (``max_pending_channels``): more get OPEN_FAILURE
+  RESOURCE_SHORTAGE and the connection goes on;
+* the one INFO line logged when a connection ends: peer, user, auth method,
+  failures, duration, bytes each way, and why it ended (user names and
+  reasons are ``repr``-quoted so a peer cannot forge log lines; nothing
+  secret is ever logged).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from gevent.event import Event
+
+from geossh.common import OPEN_FAILED_RESOURCE_SHORTAGE
+from geossh.dispatch import EventDispatch
+from geossh.proto import events as ev
+from geossh.proto.config import ServerConfig
+from geossh.proto.constants import (
+    MAX_PACKET_SIZE,
+    MAX_PRE_VERSION_LINES,
+    MAX_VERSION_LINE,
+    DisconnectReason,
+)
+
+#: RFC 4253 §6.1: every implementation must accept packets of 35000 bytes.
+MIN_PACKET_LIMIT = 35000
+#: Largest ``max_packet_size`` geossh accepts as a setting.
+MAX_PACKET_LIMIT = 1 << 20
+
+
+class _AliveReply(Event):  # type: ignore[misc]
+    """Our keepalive's place in the global-reply queue; its reply is dropped."""
+
+    def __init__(self, results: dict[Any, Any]) -> None:
+        super().__init__()
+        self._results = results
+
+    def set(self) -> None:
+        self._results.pop(self, None)
+        super().set()
+
+
+class ConnectionLimits:
+    """Limit settings, liveness timers and the closing summary (see module docstring)."""
+
+    # Limits (instance assignments override these class defaults).
+    max_packet_size: int = MAX_PACKET_SIZE
+    max_version_line: int = MAX_VERSION_LINE
+    max_pre_version_lines: int = MAX_PRE_VERSION_LINES
+    max_pending_channels: int = 64  # = max_channels: lower it for apps that accept()
+    max_pending_global_requests: int = 64
+    client_alive_interval: float = 0.0  # 0: off (sshd's default)
+    client_alive_count_max: int = 3
+    unused_connection_timeout: float = 0.0  # 0: off (sshd's default)
+    log_summary: bool = True  # geossh.Server logs its own line instead
+
+    # Set by geossh.Transport.
+    _conn: Any
+    _pump: Any
+    _channels: dict[int, Any]
+    _global_replies: list[Event]
+    _global_results: dict[Event, Any]
+    server_accepts: list[Any]
+    logger: Any
+    authenticated: bool
+    initial_kex_done: bool
+    banner_timeout: float
+    handshake_timeout: float
+    auth_timeout: float
+
+    def _init_limits(self) -> None:
+        self._keepalive = 0.0
+        self._last_keepalive = time.monotonic()
+        self._started_at = time.monotonic()
+        self._last_input = self._started_at
+        self._seen_in = 0
+        self._alive_missed = 0
+        self._unused_since: float | None = None
+        self.auth_method: str | None = None
+        self.close_reason = ""
+        self.crashed = False
+
+    def _server_config(self) -> ServerConfig:
+        if not MIN_PACKET_LIMIT <= self.max_packet_size <= MAX_PACKET_LIMIT:
+            raise ValueError(
+                f"max_packet_size must be {MIN_PACKET_LIMIT}-{MAX_PACKET_LIMIT} bytes "
+                f"(RFC 4253 §6.1), got {self.max_packet_size}"
+            )
+        config: ServerConfig = super()._server_config()  # type: ignore[misc]
+        return dataclasses.replace(
+            config,
+            max_packet_size=self.max_packet_size,
+            max_version_line=max(64, self.max_version_line),
+            max_pre_version_lines=max(0, self.max_pre_version_lines),
+            max_pending_global_requests=max(1, self.max_pending_global_requests),
+        )
+
+    # -- keepalive and idle timers (connection greenlet) ------------------------------
+    def set_keepalive(self, interval: float) -> None:
+        """Send a keepalive global request every ``interval`` s (0: off; paramiko API).
+
+        No reply is asked for; for a dead-peer check use ``client_alive_interval``.
+        """
+        self._keepalive = float(interval)
+        self._last_keepalive = time.monotonic()
+
+    def _timer_deadline(self) -> float | None:
+        """The earliest liveness deadline (called before every socket read)."""
+        now = time.monotonic()
+        pump = self._pump
+        if pump is not None and pump.bytes_in != self._seen_in:
+            self._seen_in = pump.bytes_in
+            self._last_input = now
+            self._alive_missed = 0
+        times = []
+        if self._keepalive:
+            times.append(self._last_keepalive + self._keepalive)
+        if self.authenticated:
+            if self.client_alive_interval > 0:
+                times.append(self._last_input + self.client_alive_interval)
+            if self.unused_connection_timeout > 0:
+                if self._channels:
+                    self._unused_since = None
+                elif self._unused_since is None:
+                    self._unused_since = now
+                if self._unused_since is not None:
+                    times.append(self._unused_since + self.unused_connection_timeout)
+        return min(times) if times else None
+
+    def _on_timer(self, now: float) -> None:
+        """Act on expired liveness deadlines."""
+        if self._conn.closed:
+            return
+        if self._keepalive and now >= self._last_keepalive + self._keepalive:
+            self._last_keepalive = now
+            if self._conn.auth.authenticated:
+                self._conn.channels.send_global_request("keepalive@lag.net", False)
+        if not self.authenticated:
+            return
+        interval = self.client_alive_interval
+        if interval > 0 and now >= self._last_input + interval:
+            if self._alive_missed >= self.client_alive_count_max:
+                self._end(f"Timeout, client not responding ({self._alive_missed} keepalives "
+                          "unanswered)", DisconnectReason.CONNECTION_LOST)  # fmt: skip
+                return
+            self._alive_missed += 1
+            self._last_input = now
+            self._global_replies.append(_AliveReply(self._global_results))
+            self._conn.channels.send_global_request("keepalive@openssh.com", True)
+        unused, limit = self._unused_since, self.unused_connection_timeout
+        if limit > 0 and unused is not None and not self._channels and now >= unused + limit:
+            self._end(f"no open channel for {limit:g} s (unused_connection_timeout)",
+                      DisconnectReason.BY_APPLICATION)  # fmt: skip
+
+    def _end(self, reason: str, code: DisconnectReason) -> None:
+        """End the connection from a timer: log at INFO, send DISCONNECT."""
+        self.logger.info("Closing: %s", reason)
+        self.close_reason = reason
+        self._conn.send_disconnect(code, reason)
+
+    # -- event hooks (no per-data-packet cost: only these kinds pass through here) --------
+    def _on_channel_open_capped(self, event: ev.ChannelOpenRequested) -> None:
+        waiting = len(self.server_accepts)
+        if waiting >= self.max_pending_channels:
+            self.logger.warning(
+                "Refused %s channel %d: %d channels await accept() (max_pending_channels)",
+                event.kind, event.channel_id, waiting,
+            )  # fmt: skip
+            self._conn.channels.reject_channel(
+                event.channel_id, OPEN_FAILED_RESOURCE_SHORTAGE, "too many pending channels"
+            )
+            return
+        EventDispatch._on_channel_open(self, event)  # type: ignore[arg-type]
+
+    def _on_auth_success_noted(self, event: ev.AuthSucceeded) -> None:
+        self.auth_method = event.method
+        EventDispatch._on_auth_success(self, event)  # type: ignore[arg-type]
+
+    def _on_disconnect_noted(self, event: ev.DisconnectReceived) -> None:
+        text = event.description[:200]
+        self.close_reason = f"client sent DISCONNECT (code {event.code}: {text!r})"
+        EventDispatch._on_disconnect(self, event)  # type: ignore[arg-type]
+
+    _event_handlers: dict[type, Any] = {
+        **EventDispatch._event_handlers,
+        ev.ChannelOpenRequested: _on_channel_open_capped,
+        ev.AuthSucceeded: _on_auth_success_noted,
+        ev.DisconnectReceived: _on_disconnect_noted,
+    }
+
+    # -- the closing summary ------------------------------------------------------------
+    def outcome(self) -> str:
+        """How the connection went, for per-source penalties.
+
+        ``authenticated``, ``grace_exceeded`` (a handshake or login deadline
+        ended it), ``crash`` (an internal error), ``authfail`` (at least one
+        authentication attempt failed) or ``noauth`` (left without one).
+        """
+        if self.authenticated:
+            return "authenticated"
+        if self.crashed:
+            return "crash"
+        elapsed = time.monotonic() - self._started_at
+        handshake = self.banner_timeout + self.handshake_timeout
+        if elapsed >= self.auth_timeout or (not self.initial_kex_done and elapsed >= handshake):
+            return "grace_exceeded"
+        core = self._conn
+        if core is not None and core.auth.failures > 0:
+            return "authfail"
+        return "noauth"
+
+    def summary(self) -> dict[str, Any]:
+        """Facts about the connection for the closing log line (and for ``Server``)."""
+        core, pump = self._conn, self._pump
+        return {
+            "user": core.auth.username if core is not None else None,
+            "auth": self.auth_method if self.authenticated else None,
+            "auth_failures": core.auth.failures if core is not None else 0,
+            "duration": time.monotonic() - self._started_at,
+            "bytes_in": pump.bytes_in if pump is not None else 0,
+            "bytes_out": pump.bytes_out if pump is not None else 0,
+            "reason": self.close_reason or "connection closed",
+            "outcome": self.outcome(),
+        }
+
+    def summary_text(self) -> str:
+        """The summary as one ``key=value`` line (values that come from the peer quoted)."""
+        facts = self.summary()
+        return (
+            f"user={facts['user']!r} auth={facts['auth'] or '-'} "
+            f"auth_failures={facts['auth_failures']} duration={facts['duration']:.3f}s "
+            f"bytes_in={facts['bytes_in']} bytes_out={facts['bytes_out']} "
+            f"outcome={facts['outcome']} reason={facts['reason']!r}"
+        )
