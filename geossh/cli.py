@@ -78,6 +78,11 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds_or_off(text: str) -> float:
+    """Seconds, where 0 turns the timer off."""
+    return 0.0 if text.strip() in ("0", "0.0", "none", "off") else _seconds(text)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -96,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run an SSH server for the current user")
     _listening_flags(serve.add_argument_group("listening"))
     _auth_flags(serve.add_argument_group("host keys and authentication"))
-    _service_flags(serve.add_argument_group("services, limits and processes"))
+    _service_flags(serve.add_argument_group("services and processes"))
+    _limit_flags(serve.add_argument_group("limits (docs/limits.md)"))
     levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
     serve.add_argument("--log-level", default="INFO", type=str.upper, choices=levels)
     return parser
@@ -167,9 +173,6 @@ def _service_flags(group: Any) -> None:
     group.add_argument("--no-exec", action="store_true", help="no remote commands")
     group.add_argument("--forwarding", action="store_true", help="allow -L/-R/-D forwarding")
     group.add_argument("--workers", type=_positive, default=1, help="worker processes")
-    group.add_argument("--max-connections", type=_positive, metavar="N")
-    group.add_argument("--max-startups", default="10:30:100", metavar="START:RATE:FULL")
-    group.add_argument("--login-grace-time", type=_seconds, default=120.0, metavar="SECONDS")
     group.add_argument(
         "--stop-timeout",
         type=_seconds,
@@ -177,6 +180,35 @@ def _service_flags(group: Any) -> None:
         metavar="SECONDS",
         help="on SIGTERM, how long sessions may run on (default 10)",
     )
+
+
+def _limit_flags(group: Any) -> None:
+    add = group.add_argument
+    # fmt: off
+    add("--max-connections", type=_positive, metavar="N", help="open connections (default: no cap)")
+    add("--max-startups", default="10:30:100", metavar="START:RATE:FULL",
+        help="unauthenticated connections: random early drop (default 10:30:100)")
+    add("--per-source-max-startups", type=_positive, metavar="N",
+        help="unauthenticated connections from one source block (default: no cap)")
+    add("--per-source-netblock-size", default="32:128", metavar="V4[:V6]",
+        help="address bits that make one source block (default 32:128)")
+    add("--per-source-penalties", default="yes", metavar="SPEC",
+        help="'yes', 'no' or sshd keywords, e.g. 'authfail:30s noauth:1s min:15s max:10m'")
+    add("--login-grace-time", type=_seconds, default=120.0, metavar="SECONDS",
+        help="deadline for version exchange, key exchange and authentication (default 120)")
+    add("--max-auth-tries", type=_positive, default=6, metavar="N",
+        help="failed authentication attempts per connection (default 6)")
+    add("--max-channels", type=_positive, default=64, metavar="N",
+        help="open channels per connection (default 64)")
+    add("--client-alive-interval", type=_seconds_or_off, default=0.0, metavar="SECONDS",
+        help="keepalive after this long without input (default 0: off)")
+    add("--client-alive-count-max", type=_positive, default=3, metavar="N",
+        help="unanswered keepalives before disconnecting (default 3)")
+    add("--unused-connection-timeout", type=_seconds_or_off, default=0.0, metavar="SECONDS",
+        help="close connections without an open channel after this long (default 0: off)")
+    add("--nist-curves", action="store_true",
+        help="also offer the NIST P-curve key exchanges and ECDSA host keys")
+    # fmt: on
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,8 +252,12 @@ def _build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from geossh import hostkeys
     from geossh.runner import Server, parse_max_startups
     from geossh.serveapp import ServeApp
+    from geossh.srclimit import parse_netblock, parse_penalties
 
-    parse_max_startups(args.max_startups)  # reports a bad value before any key work
+    # Report bad values before any key work.
+    parse_max_startups(args.max_startups)
+    parse_netblock(args.per_source_netblock_size)
+    parse_penalties(args.per_source_penalties)
     user = args.user or getpass.getuser()
     home = os.path.expanduser("~")
     root = os.path.abspath(os.path.expanduser(args.root or home))
@@ -253,11 +289,30 @@ def _build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         shell_handler=app.shell_handler, subsystems=app.subsystems,
         max_connections=args.max_connections, max_startups=args.max_startups,
         login_grace_time=args.login_grace_time, proxy_protocol=args.proxy_protocol,
-        workers=args.workers, stop_timeout=args.stop_timeout,
+        workers=args.workers, stop_timeout=args.stop_timeout, **_limits(args),
     )  # fmt: skip
+    off = server.disabled_algorithms.get("keys", ())
+    keys = [key for key in keys if key.get_name() not in off]  # the ones offered
     info = {"user": user, "keys": keys, "app": app, "root": root, "password": password}
     info["one_time_password"] = one_time
     return server, info
+
+
+def _limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The Server keyword arguments of the limit flags."""
+    return {
+        "max_auth_tries": args.max_auth_tries,
+        "max_channels": args.max_channels,
+        "per_source_max_startups": args.per_source_max_startups,
+        "per_source_netblock": args.per_source_netblock_size,
+        "per_source_penalties": args.per_source_penalties,
+        "disabled_algorithms": {} if args.nist_curves else None,
+        "limits": {
+            "client_alive_interval": args.client_alive_interval,
+            "client_alive_count_max": args.client_alive_count_max,
+            "unused_connection_timeout": args.unused_connection_timeout,
+        },
+    }
 
 
 def _any_usable_key(paths: Sequence[Path]) -> bool:

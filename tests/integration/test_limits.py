@@ -442,3 +442,35 @@ def test_transport_logs_its_own_summary(
     assert len(line) == 1 and "user='alice' auth=password" in line[0]
     assert "client sent DISCONNECT (code 11: 'bye')" in line[0]
     assert PASSWORD not in caplog.text
+
+
+# -- command line ------------------------------------------------------------------------------
+def test_cli_limit_flags_reach_the_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from geossh.cli import _build, build_parser, main
+
+    argv = [
+        "serve", "--state-dir", str(tmp_path), "--root", str(tmp_path), "--no-password",
+        "--port", "0", "--max-auth-tries", "3", "--max-channels", "8",
+        "--per-source-max-startups", "4", "--per-source-netblock-size", "24:64",
+        "--per-source-penalties", "authfail:30s min:1m", "--client-alive-interval", "15",
+        "--client-alive-count-max", "2", "--unused-connection-timeout", "600",
+    ]  # fmt: skip
+    server, info = _build(build_parser().parse_args(argv))
+    assert server.transport_limits == {
+        "auth_timeout": 120.0, "max_channels": 8, "max_auth_tries": 3,
+        "client_alive_interval": 15.0, "client_alive_count_max": 2,
+        "unused_connection_timeout": 600.0,
+    }  # fmt: skip
+    sources = server.sources
+    assert sources.per_source_max_startups == 4 and sources.netblock == (24, 64)
+    assert sources.penalties is not None and sources.penalties.authfail == 30
+    assert "ecdh-sha2-nistp256" in server.disabled_algorithms["kex"]
+    assert {key.get_name() for key in info["keys"]} == {"ssh-ed25519", "ssh-rsa"}
+    nist, _ = _build(build_parser().parse_args([*argv, "--nist-curves"]))
+    assert nist.disabled_algorithms == {}
+    for bad in (["--per-source-penalties", "often"], ["--per-source-netblock-size", "40"],
+                ["--client-alive-interval", "-1"], ["--max-auth-tries", "0"]):  # fmt: skip
+        assert main([*argv, *bad]) == 2
+        assert capsys.readouterr().err.startswith("geossh: error: ")
