@@ -163,31 +163,33 @@ class ProtocolViolation(SFTPError):
 # ---------------------------------------------------------------------------
 
 
-def frame_at(buf: Buffer, pos: int, end: int) -> tuple[int, int, int] | None:
+def frame_at(
+    buf: Buffer, pos: int, end: int, limit: int = MAX_PACKET_ACCEPTED
+) -> tuple[int, int, int] | None:
     """Locate the packet starting at ``pos``: ``(type, body_start, body_end)``.
 
     ``body`` is what follows the type byte. Returns None when the packet is
     not complete yet; raises ``ProtocolViolation`` for a declared length of
-    zero or above ``MAX_PACKET_ACCEPTED`` (checked before anything is
-    buffered beyond the 5-byte header).
+    zero or above ``limit`` (checked before anything is buffered beyond the
+    5-byte header).
     """
     if end - pos < 5:
         if end - pos >= 4:
-            _check_length(_U32.unpack_from(buf, pos)[0])
+            _check_length(_U32.unpack_from(buf, pos)[0], limit)
         return None
     length, ptype = _HEADER.unpack_from(buf, pos)
-    _check_length(length)
+    _check_length(length, limit)
     stop = pos + 4 + length
     if stop > end:
         return None
     return ptype, pos + 5, stop
 
 
-def _check_length(length: int) -> None:
+def _check_length(length: int, limit: int = MAX_PACKET_ACCEPTED) -> None:
     if length == 0:
         raise ProtocolViolation("zero-length SFTP packet")
-    if length > MAX_PACKET_ACCEPTED:
-        raise ProtocolViolation(f"SFTP packet of {length} bytes exceeds {MAX_PACKET_ACCEPTED}")
+    if length > limit:
+        raise ProtocolViolation(f"SFTP packet of {length} bytes exceeds {limit}")
 
 
 def request_id(buf: Buffer, start: int, end: int) -> int | None:

@@ -97,6 +97,7 @@ class RequestHandlers:
     folder_table: dict[bytes, SFTPHandle]
     next_handle: int
     max_open_handles: int
+    max_request_size: int
     symlink_draft_order: bool
     logger: logging.Logger
 
@@ -357,7 +358,8 @@ class RequestHandlers:
         out.append(status(rid, self.server.lsetstat(path, SFTPAttributes._from_raw(raw))))
 
     def _x_limits(self, rid: int, out: Out) -> None:
-        values = (p.MAX_PACKET, p.MAX_READ, p.MAX_WRITE, self.max_open_handles)
+        packet = min(p.MAX_PACKET, self.max_request_size - 1024)
+        values = (packet, p.MAX_READ, min(p.MAX_WRITE, packet - 1024), self.max_open_handles)
         out.append(p.encode_extended_reply(rid, p.encode_u64s(values)))
 
     def _x_expand_path(self, rid: int, out: Out, path: str) -> None:

@@ -48,6 +48,10 @@ LARGE_PART = 64 * 1024
 MAX_QUEUED_REQUESTS = 256
 MAX_QUEUED_BYTES = 8 * 1024 * 1024
 MAX_OPEN_HANDLES = 1024
+#: draft-ietf-secsh-filexfer-02 §3: servers should accept packets of 34000 bytes.
+MIN_REQUEST_SIZE = 34000
+#: Limits an ``SFTPServerInterface`` may override with attributes of the same name.
+LIMITS = ("max_request_size", "max_queued_requests", "max_queued_bytes", "max_open_handles")
 
 
 def _draft_symlink_order(transport: Any) -> bool:
@@ -73,7 +77,17 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
     ``sftp_si(server, *args, **kwargs)`` becomes ``self.server``. Attributes
     kept from paramiko: ``sock``, ``server``, ``file_table``,
     ``folder_table``, ``next_handle``, ``logger``, ``ultra_debug``.
+
+    Limits (docs/limits.md): ``max_request_size`` (bytes in one request;
+    larger ends the session), ``max_queued_requests``/``max_queued_bytes``
+    (requests read but not yet answered in lane mode; past them reading
+    stops, so SSH flow control stops the client) and ``max_open_handles``.
+    Set them on a subclass, or as attributes of the ``SFTPServerInterface``.
     """
+
+    max_request_size = p.MAX_PACKET_ACCEPTED
+    max_queued_requests = MAX_QUEUED_REQUESTS
+    max_queued_bytes = MAX_QUEUED_BYTES
 
     def __init__(
         self,
@@ -124,6 +138,7 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         self._prefix = f"[chan {channel.get_name()}] "
         self.symlink_draft_order = _draft_symlink_order(transport)
         self._log(logging.DEBUG, "Started sftp server on channel %r", channel)
+        self._apply_limits()
         concurrency = int(getattr(self.server, "request_concurrency", 0) or 0)
         if concurrency > 0:
             self._pool = Pool(concurrency)
@@ -155,6 +170,14 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
                     handle.close()
                 except Exception:
                     self._log(logging.DEBUG, "Error closing handle", exc_info=True)
+
+    def _apply_limits(self) -> None:
+        """Take limit overrides from the interface; keep requests of 34000 bytes possible."""
+        for name in LIMITS:
+            value = getattr(self.server, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                setattr(self, name, value)
+        self.max_request_size = max(MIN_REQUEST_SIZE, int(self.max_request_size))
 
     def _exit_status(self, channel: Channel, code: int) -> None:
         try:
@@ -216,7 +239,7 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         lanes = self._pool is not None
         try:
             while True:
-                frame = p.frame_at(buf, pos, end)
+                frame = p.frame_at(buf, pos, end, self.max_request_size)
                 if frame is None:
                     break
                 ptype, start, stop = frame
@@ -344,7 +367,7 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         if ptype == p.CMD_READ and len(body) >= 12:
             charge += min(int.from_bytes(body[-4:], "big"), p.MAX_READ)
         while (
-            self._queued >= MAX_QUEUED_REQUESTS or self._queued_bytes >= MAX_QUEUED_BYTES
+            self._queued >= self.max_queued_requests or self._queued_bytes >= self.max_queued_bytes
         ) and self._dead is None:
             self._room.clear()
             self._room.wait()

@@ -474,3 +474,50 @@ def test_cli_limit_flags_reach_the_server(
                 ["--client-alive-interval", "-1"], ["--max-auth-tries", "0"]):  # fmt: skip
         assert main([*argv, *bad]) == 2
         assert capsys.readouterr().err.startswith("geossh: error: ")
+
+
+# -- SFTP --------------------------------------------------------------------------------------
+def test_sftp_request_size_limit(tmp_path: Path) -> None:
+    from geossh.sftp import LocalSFTPServer
+    from geossh.sftp import protocol as p
+    from tests.integration.test_sftp_engine import start as sftp_start
+
+    class Small(LocalSFTPServer):
+        max_request_size = 40000
+
+    session = sftp_start(Small, str(tmp_path))
+    limits = struct.unpack(">4Q", session.client.ext("limits@openssh.com").payload)
+    assert limits[0] == 40000 - 1024 and limits[2] == 40000 - 2048  # max packet, max write
+    session.client.send(struct.pack(">I", 40001))  # one byte over: the session ends
+    session.handler.join(BOUND)
+    assert session.channel.exit_status == 1 and session.client.at_eof()
+    good = sftp_start(Small, str(tmp_path))  # another session is served normally
+    assert good.client.call(p.CMD_REALPATH, "/").type == p.CMD_NAME
+    good.end()
+
+
+def test_sftp_outstanding_requests_limit(tmp_path: Path) -> None:
+    from geossh.sftp import protocol as p
+    from tests.integration.test_sftp_engine import StubServer
+    from tests.integration.test_sftp_engine import start as sftp_start
+
+    class Few(StubServer):
+        ROOT = str(tmp_path)
+        max_queued_requests = 8
+
+    (tmp_path / "f").write_bytes(b"abc")
+    session = sftp_start(Few)
+    c = session.client
+    handle = c.open("/f", p.SFTP_FLAG_READ)
+    count = 50_000
+    flood = b"".join(p.encode_request(p.CMD_READ, i, handle, 0, 1) for i in range(count))
+    sender = gevent.spawn(c.sock.sendall, flood)
+    gevent.idle()
+    assert not sender.ready()  # the server stopped reading: the rest waits (flow control)
+    assert session.handler.max_queued_requests == 8
+    assert 0 < session.handler._queued <= 8
+    for i in range(count):
+        assert c.read().id == i
+    sender.get()
+    session.end()
+    assert session.channel.exit_status == 0
