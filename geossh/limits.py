@@ -122,27 +122,33 @@ class ConnectionLimits:
         self._last_keepalive = time.monotonic()
 
     def _timer_deadline(self) -> float | None:
-        """The earliest liveness deadline (called before every socket read)."""
+        """The earliest liveness deadline (called before every socket read; cheap when off)."""
+        times = []
+        if self._keepalive:
+            times.append(self._last_keepalive + self._keepalive)
+        if self.authenticated and (
+            self.client_alive_interval > 0 or self.unused_connection_timeout > 0
+        ):
+            self._track_activity(times)
+        return min(times) if times else None
+
+    def _track_activity(self, times: list[float]) -> None:
+        """Note input and channel use; add the client-alive and unused deadlines."""
         now = time.monotonic()
         pump = self._pump
         if pump is not None and pump.bytes_in != self._seen_in:
             self._seen_in = pump.bytes_in
             self._last_input = now
             self._alive_missed = 0
-        times = []
-        if self._keepalive:
-            times.append(self._last_keepalive + self._keepalive)
-        if self.authenticated:
-            if self.client_alive_interval > 0:
-                times.append(self._last_input + self.client_alive_interval)
-            if self.unused_connection_timeout > 0:
-                if self._channels:
-                    self._unused_since = None
-                elif self._unused_since is None:
-                    self._unused_since = now
-                if self._unused_since is not None:
-                    times.append(self._unused_since + self.unused_connection_timeout)
-        return min(times) if times else None
+        if self.client_alive_interval > 0:
+            times.append(self._last_input + self.client_alive_interval)
+        if self.unused_connection_timeout > 0:
+            if self._channels:
+                self._unused_since = None
+            elif self._unused_since is None:
+                self._unused_since = now
+            if self._unused_since is not None:
+                times.append(self._unused_since + self.unused_connection_timeout)
 
     def _on_timer(self, now: float) -> None:
         """Act on expired liveness deadlines."""

@@ -127,7 +127,7 @@ class GeosshTestServer:
         return Server(
             (self.host, 0), lambda: _Auth(self), host_keys=[self.host_key],
             handler=self._session, subsystems={"sftp": (SFTPServer, LocalSFTPServer, self.root)},
-            max_startups=None, stop_timeout=1.0,
+            max_startups=None, per_source_penalties=None, stop_timeout=1.0,
         )  # fmt: skip
 
     def start(self) -> GeosshTestServer:

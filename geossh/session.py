@@ -385,7 +385,7 @@ class SessionDispatcher:
 
     def _run(self, session: Session, handler: SessionHandler) -> None:
         what = session.command_text if session.kind == "exec" else session.subsystem or ""
-        self.log.info("session %s %r started (user %s)", session.kind, what, session.username)
+        self.log.info("session %s %r started (user %r)", session.kind, what, session.username)
         end = SessionExit(0)
         try:
             result = handler(session)
