@@ -248,6 +248,17 @@ def test_per_source_penalties(start: Any, caplog: pytest.LogCaptureFixture, kind
     assert server.statistics()["penalised"] == 0
 
 
+def test_grace_exceeded_penalty(start: Any) -> None:
+    """A connection that sits out the login grace time is penalised at once (min reached)."""
+    server = start(login_grace_time=0.5, per_source_penalties="grace-exceeded:15s min:15s")
+    staller = Client(server.port)
+    staller.handshake()
+    assert staller.disconnect_reason() == REASON.NO_MORE_AUTH_METHODS_AVAILABLE
+    finished(server, staller)
+    assert Client(server.port).refused()
+    served(server, "127.0.0.2")
+
+
 def test_good_logins_are_never_penalised(start: Any) -> None:
     server = start(per_source_penalties="noauth:15s authfail:15s min:15s")
     for _ in range(3):
