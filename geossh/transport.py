@@ -379,9 +379,28 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
 
     # -- Thread API -------------------------------------------------------------------
     def join(self, timeout: float | None = None) -> None:
-        """Wait until the connection's greenlet ends."""
-        if self._greenlet is not None:
-            self._greenlet.join(timeout)
+        """Wait until the connection's greenlet ends.
+
+        Called without a timeout right after ``start_server`` (before the
+        connection greenlet first ran), the connection runs in the calling
+        greenlet instead: one parked greenlet less per connection.
+        """
+        greenlet = self._greenlet
+        if greenlet is None:
+            return
+        current = gevent.getcurrent()
+        if (
+            timeout is None
+            and greenlet.gr_frame is None  # not started yet
+            and not greenlet.dead
+            and isinstance(current, gevent.Greenlet)
+            and current is not greenlet
+        ):
+            greenlet.kill(block=False)  # cancelled before it ever ran
+            self._greenlet = current
+            self._run()
+            return
+        greenlet.join(timeout)
 
     def is_alive(self) -> bool:
         """True while the connection's greenlet runs."""
