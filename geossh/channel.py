@@ -16,7 +16,7 @@ import os
 import struct
 import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -163,8 +163,15 @@ class Channel(ClosingContextManager):
 
     def _recv_from(self, buffer: ByteBuffer, nbytes: int) -> bytes:
         data = buffer.read(nbytes, self.timeout)
-        if data and self.transport is not None:
-            self.transport._consumed(self.chanid, len(data))
+        transport = self.transport
+        # Flush only when the read made the core grant more window.
+        if (
+            data
+            and transport is not None
+            and transport._conn is not None
+            and transport._conn.channels.consume(self.chanid, len(data))
+        ):
+            transport._flush()
         return data
 
     def recv_ready(self) -> bool:
@@ -227,7 +234,7 @@ class Channel(ClosingContextManager):
             sent = channels.send_data(self.chanid, memoryview(data), stream)
         except LocalProtocolError:
             return 0
-        transport._flush()
+        _flush_soon(transport)
         if isinstance(s, str):
             return len(bytes(data[:sent]).decode("utf-8", "ignore"))
         return sent
@@ -324,7 +331,7 @@ class Channel(ClosingContextManager):
             return False
         if waiter is not None:
             self._replies.append(waiter)
-        transport._flush()
+        _flush_soon(transport)
         return True
 
     # -- EOF and close ------------------------------------------------------------
@@ -337,7 +344,7 @@ class Channel(ClosingContextManager):
             self.eof_sent = True
             if self.transport is not None and self.transport._conn is not None:
                 self.transport._conn.channels.send_eof(self.chanid)
-                self.transport._flush()
+                _flush_soon(self.transport)
 
     def shutdown_read(self) -> None:
         """Stop reading (``shutdown(0)``)."""
@@ -363,7 +370,7 @@ class Channel(ClosingContextManager):
             if not self._gate.is_set() and gevent.getcurrent() is not self._gate_owner:
                 self._gate.wait()
             transport._conn.channels.close(self.chanid)
-            transport._flush()
+            _flush_soon(transport)
         self._mark_closed()
 
     def exit_status_ready(self) -> bool:
@@ -433,14 +440,17 @@ class Channel(ClosingContextManager):
             self._gate.set()
 
     def _feed(self, data: bytes, stream: int) -> None:
+        self._feed_parts((data,), stream)
+
+    def _feed_parts(self, parts: Iterable[bytes], stream: int) -> None:
         if stream == 0 or (stream == 1 and self.combine_stderr):
-            self.in_buffer.feed(data)
+            self.in_buffer.feed_many(parts)
         elif stream == 1:
-            self.in_stderr_buffer.feed(data)
+            self.in_stderr_buffer.feed_many(parts)
         else:
             self._log(logging.DEBUG, "dropping extended data of type %d", stream)
             if self.transport is not None:
-                self.transport._consumed(self.chanid, len(data))
+                self.transport._consumed(self.chanid, sum(len(data) for data in parts))
 
     def _feed_eof(self) -> None:
         self.eof_received = True
@@ -475,6 +485,17 @@ class Channel(ClosingContextManager):
         while self._replies:
             self._replies.popleft()[0].set()
         self._update_pipe()
+
+
+def _flush_soon(transport: Transport) -> None:
+    """Write queued output once this greenlet yields (see ``SocketPump.flush_soon``).
+
+    Data, exit-status, EOF and CLOSE issued back to back then leave in one
+    system call; large output is still written at once.
+    """
+    pump = transport._pump
+    if pump is not None:
+        pump.flush_soon()
 
 
 def _utf8_boundary(data: bytes | bytearray | memoryview, limit: int) -> int:

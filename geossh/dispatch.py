@@ -24,6 +24,7 @@ from geossh.common import (
     OPEN_SUCCEEDED,
 )
 from geossh.proto import events as ev
+from geossh.proto.connection import ChannelDataRunReceived
 from geossh.server import ServerInterface
 
 
@@ -69,6 +70,11 @@ class EventDispatch:
         chan = self._channels.get(event.channel_id)
         if chan is not None:
             chan._feed(event.data, event.stream)
+
+    def _on_data_run(self, event: ChannelDataRunReceived) -> None:
+        chan = self._channels.get(event.channel_id)
+        if chan is not None:
+            chan._feed_parts(event.parts, event.stream)
 
     def _on_version(self, event: ev.VersionReceived) -> None:
         self.remote_version = event.version
@@ -242,6 +248,7 @@ class EventDispatch:
 
     _event_handlers: dict[type, Any] = {
         ev.ChannelDataReceived: _on_data,
+        ChannelDataRunReceived: _on_data_run,
         ev.ChannelWindowOpened: _on_window,
         ev.VersionReceived: _on_version,
         ev.KexCompleted: _on_kex,

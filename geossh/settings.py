@@ -19,6 +19,9 @@ from geossh.proto.config import ServerConfig
 from geossh.proto.kex import KEX_METHODS
 from geossh.security import SecurityOptions
 
+_CONFIGS_CACHED = 32
+_CONFIGS: dict[tuple[object, ...], ServerConfig] = {}
+
 
 class TransportSettings:
     """Class-level algorithm tables and per-transport configuration."""
@@ -129,6 +132,51 @@ class TransportSettings:
         return self.subsystem_table.get(name, (None, (), {}))
 
     def _server_config(self) -> ServerConfig:
+        """The core's configuration; shared by every transport configured alike.
+
+        A server's connections all have the same settings, so the config is
+        built once and reused (the core never modifies it).
+        """
+        try:
+            key = self._config_key()
+            config = _CONFIGS.get(key)
+        except TypeError:  # an unhashable setting (say, a list): build it each time
+            return self._build_server_config()
+        if config is None:
+            config = self._build_server_config()
+            if len(_CONFIGS) >= _CONFIGS_CACHED:
+                _CONFIGS.clear()
+            _CONFIGS[key] = config
+        return config
+
+    def _config_key(self) -> tuple[object, ...]:
+        # Everything _build_server_config reads. Keys and moduli by identity:
+        # the cached config holds them, so their ids stay unique meanwhile.
+        return (
+            self._preferred_kex,
+            self._preferred_keys,
+            self._preferred_pubkeys,
+            self._preferred_ciphers,
+            self._preferred_macs,
+            self._preferred_compression,
+            tuple(self.disabled_algorithms.items()),
+            tuple((name, id(key.ssh_key)) for name, key in self.server_key_dict.items()),
+            self.advertise_strict_kex,
+            self.server_sig_algs,
+            self.local_version,
+            id(type(self)._modulus_pack),
+            self.rekey_bytes,
+            self.rekey_seconds,
+            self.banner_timeout,
+            self.handshake_timeout,
+            self.auth_timeout,
+            self.max_auth_tries,
+            self.default_window_size,
+            self.default_max_packet_size,
+            self.max_channels,
+        )
+
+    def _build_server_config(self) -> ServerConfig:
         keys = {key.get_name(): key.ssh_key for key in self.server_key_dict.values()}
         host_key_algs = tuple(
             alg for alg in self.preferred_keys if not alg.endswith("-cert-v01@openssh.com")

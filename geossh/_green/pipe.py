@@ -11,10 +11,13 @@ than we granted.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from gevent.event import Event
 from gevent.exceptions import ConcurrentObjectUseError
+
+#: Chunks at least this big are returned on their own rather than joined.
+GATHER_BELOW = 16 * 1024
 
 
 class PipeTimeout(OSError):
@@ -48,6 +51,20 @@ class ByteBuffer:
         if data:
             self._chunks.append(data)
             self._size += len(data)
+            self._event.set()
+            if self.on_change is not None:
+                self.on_change()
+
+    def feed_many(self, parts: Iterable[bytes]) -> None:
+        """Append several chunks in order and wake the reader once."""
+        chunks = self._chunks
+        size = self._size
+        for data in parts:
+            if data:
+                chunks.append(data)
+                size += len(data)
+        if size != self._size:
+            self._size = size
             self._event.set()
             if self.on_change is not None:
                 self.on_change()
@@ -102,11 +119,12 @@ class ByteBuffer:
             data = first[start:] if start else first
             chunks.popleft()
             self._offset = 0
-            # Gather more chunks while they fit, so big reads need one call.
-            if nbytes > available and chunks:
+            # A big chunk is returned whole (no copy); small ones are gathered
+            # while they fit, so a read of many small messages needs one call.
+            if nbytes > available and chunks and available < GATHER_BELOW:
                 parts = [data]
                 got = available
-                while chunks and got + len(chunks[0]) <= nbytes:
+                while chunks and len(chunks[0]) < GATHER_BELOW and got + len(chunks[0]) <= nbytes:
                     chunk = chunks.popleft()
                     parts.append(chunk)
                     got += len(chunk)

@@ -22,18 +22,30 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import gevent.socket
 from gevent.event import Event as GreenEvent
+from gevent.socket import wait as wait_watcher
 
 from geossh.proto.connection import Connection
 from geossh.proto.events import Event
 
 RECV_SIZE = 256 * 1024
+# Reads start this small (a handshake message fits); one that fills it
+# switches to reading RECV_SIZE into the core's buffer (a stream).
+SMALL_READ = 32 * 1024
+# After a read shorter than this (a handshake message, a request) the next
+# read waits for the socket to become readable instead of trying first.
+DRAINED_BELOW = 4096
+# A streaming connection gives its receive buffer back after this long idle.
+IDLE_RELEASE = 1.0
 HIGH_WATER = 1 << 20  # encoded bytes waiting behind a blocked writer
 # An application greenlet that wrote this much since it last yielded yields
 # once (gevent.sleep(0)) after its flush, so bulk senders take turns in small
 # slices and a short request on another connection is not queued behind whole
 # channel windows (benchmarks: exec p99 under 200 streams 630 ms -> ~120 ms).
 YIELD_AFTER = 64 * 1024
+# ``flush_soon`` writes at once (blocking) when this much output is queued.
+FLUSH_NOW = 64 * 1024
 
 
 class ConnectionEnded(Exception):
@@ -64,27 +76,30 @@ class SocketPump:
         self._backlog_size = 0
         self._progress: GreenEvent | None = None
         self.ended = False  # the read loop has stopped
+        # A gevent socket is read through its OS socket (see ``_receive``).
+        self._green = isinstance(sock, gevent.socket.socket)
+        self._streaming = False  # reading into the core's buffer (see ``_receive``)
+        self._drained = False  # the last read was short: wait before reading again
         self._run_greenlet: Any = None
         self._unyielded = 0  # bytes written by application greenlets since one yielded
+        self._hub = gevent.get_hub()
+        self._flush_scheduled = False  # a ``_deferred_flush`` is queued in the hub
 
     def run(self) -> None:
         """Read and dispatch until the connection ends; raises why it ended."""
         conn = self.conn
         self._run_greenlet = gevent.getcurrent()
         try:
-            self.flush()
+            self.flush_soon()
             while not conn.closed:
-                data = self._recv()
-                if data is None:
+                if not self._receive():
                     self.on_timer(time.monotonic())
                     conn.handle_timer(time.monotonic())
-                elif not data:
-                    raise ConnectionEnded("EOF from peer")
-                else:
-                    self.bytes_in += len(data)
-                    conn.receive_data(data, time.monotonic())
                 self.drain_events()
-                self.flush()
+                if self._flush_scheduled or conn.closed:  # input kept coming, or the end
+                    self.flush()
+                else:
+                    self.flush_soon()
                 self._signal_progress()
         finally:
             self.ended = True
@@ -99,18 +114,99 @@ class SocketPump:
             dispatch(event)
             event = next_event()
 
-    def _recv(self) -> bytes | None:
-        """Read one chunk; None when a deadline passed first."""
+    def _receive(self) -> bool:
+        """Read one chunk into the core; False when a deadline passed first.
+
+        Raises ``ConnectionEnded`` at EOF. A gevent socket is read without
+        blocking first (under load the data is usually there, and no timer is
+        armed then), into the core's own buffer once a read filled
+        ``SMALL_READ``: a stream is then read into the same memory each time.
+        """
+        if not self._green:
+            return self._receive_blocking()
+        while True:
+            if self._drained:  # a short read emptied the socket: a new try would fail
+                self._drained = False
+                if not self._wait_readable():
+                    return False
+            count = self._read_nowait()
+            if count > 0:
+                return True
+            if count == 0:
+                raise ConnectionEnded("EOF from peer")
+            if not self._wait_readable():
+                return False
+
+    def _read_nowait(self) -> int:
+        """One non-blocking read into the core: the byte count, 0 at EOF, -1 if none."""
+        raw = self.sock._sock
+        conn = self.conn
+        view = conn.receive_buffer(RECV_SIZE) if self._streaming else None
+        if view is None:
+            try:
+                data = raw.recv(SMALL_READ)
+            except BlockingIOError:
+                return -1
+            count = len(data)
+            if count:
+                self.bytes_in += count
+                conn.receive_data(data, time.monotonic())
+                self._streaming = count == SMALL_READ
+                # A message-sized read: the peer now waits for our answer.
+                self._drained = count < DRAINED_BELOW
+            return count
+        try:
+            count = raw.recv_into(view)
+        except BlockingIOError:
+            return -1
+        finally:
+            view.release()
+        if count:
+            self.bytes_in += count
+            conn.received(count, time.monotonic())
+        return int(count)
+
+    def _wait_readable(self) -> bool:
+        """Wait until the socket is readable; False when a deadline passed first.
+
+        A connection that was streaming gives its receive buffer back after
+        ``IDLE_RELEASE`` seconds without input.
+        """
+        deadline = self._deadline()
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            idle_cap = self._streaming and (timeout is None or timeout > IDLE_RELEASE)
+            # A gevent.Timeout rather than the socket's timeout: other greenlets
+            # write to the same socket and must never inherit a read deadline.
+            with gevent.Timeout(IDLE_RELEASE if idle_cap else timeout, False):
+                wait_watcher(self.sock._read_event)  # raises if the socket is closed
+                return True
+            if not idle_cap:
+                return False
+            self._streaming = False
+            self.conn.release_buffer()
+
+    def _deadline(self) -> float | None:
         deadline = self.conn.deadline()
         extra = self.extra_deadline()
         if extra is not None and (deadline is None or extra < deadline):
             deadline = extra
+        return deadline
+
+    def _receive_blocking(self) -> bool:
+        """Socket-like objects other than gevent sockets: one blocking ``recv``."""
+        deadline = self._deadline()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        # A gevent.Timeout rather than the socket's timeout: other greenlets
-        # write to the same socket and must never inherit a read deadline.
+        data = None
         with gevent.Timeout(timeout, False):
-            return bytes(self.sock.recv(RECV_SIZE))
-        return None
+            data = bytes(self.sock.recv(RECV_SIZE))
+        if data is None:
+            return False
+        if not data:
+            raise ConnectionEnded("EOF from peer")
+        self.bytes_in += len(data)
+        self.conn.receive_data(data, time.monotonic())
+        return True
 
     def linger(self, close: list[Any], timeout: float = 2.0, limit: int = 1 << 20) -> None:
         """Half-close, discard input until EOF, ``timeout`` or ``limit`` bytes, then close.
@@ -171,6 +267,52 @@ class SocketPump:
             if self._unyielded >= YIELD_AFTER:
                 self._unyielded = 0
                 gevent.sleep(0)
+
+    def flush_soon(self) -> None:
+        """Write the core's output once the calling greenlet yields (small output).
+
+        Output queued by several calls before the next switch (data, then
+        exit-status, EOF and CLOSE; the replies to a burst of requests) then
+        goes out in one system call. Output of ``FLUSH_NOW`` bytes or more is
+        written at once, as ``flush`` does, so a bulk sender still waits for
+        the socket.
+        """
+        if self._write_error is not None:
+            return
+        data = self.conn.data_to_send()
+        if data:
+            self._backlog.append(data)
+            self._backlog_size += len(data)
+        if self._backlog_size >= FLUSH_NOW and gevent.getcurrent() is not self._hub:
+            self.flush()
+        elif self._backlog and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._hub.loop.run_callback(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        """Runs in the hub: write the backlog without blocking; a greenlet finishes it."""
+        self._flush_scheduled = False
+        if self._writing or self._write_error is not None:
+            return  # a writer drains the backlog, or the connection is gone
+        data = self._take()
+        if not data:
+            return
+        sent = 0
+        if self._green:
+            try:
+                sent = self.sock._sock.send(data)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                self._write_error = exc
+                self._signal_progress()
+                return
+            self.bytes_out += sent
+            self._signal_progress()
+        if sent < len(data):  # the socket is full: a greenlet waits for it
+            self._backlog.insert(0, data[sent:] if sent else data)
+            self._backlog_size += len(data) - sent
+            gevent.spawn(self.flush)
 
     def _take(self) -> bytes:
         """The backlog, then the core's newer output, as one buffer."""

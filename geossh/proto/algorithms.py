@@ -113,18 +113,29 @@ class KexInit:
             cookie, kex, host_key, c_c2s, c_s2c, m_c2s, m_s2c, z_c2s, z_s2c, l_c2s, l_s2c, follows
         )
 
-    def encode(self) -> bytes:
-        """Encode as a KEXINIT payload."""
-        lists = (
+    def name_lists(self) -> tuple[list[str], ...]:
+        """The ten name-lists, in wire order."""
+        return (
             self.kex, self.host_key, self.ciphers_c2s, self.ciphers_s2c,
             self.macs_c2s, self.macs_s2c, self.compression_c2s,
             self.compression_s2c, self.languages_c2s, self.languages_s2c,
         )  # fmt: skip
-        parts = [bytes((MSG.KEXINIT,)), self.cookie]
-        parts.extend(wire.name_list(names) for names in lists)
-        parts.append(wire.boolean(self.first_kex_follows))
-        parts.append(wire.u32(0))
-        return b"".join(parts)
+
+    def encode(self) -> bytes:
+        """Encode as a KEXINIT payload."""
+        lists = self.name_lists()
+        encoded = _encoded_lists(lists)
+        if encoded is None:
+            encoded = b"".join(wire.name_list(names) for names in lists)
+        return b"".join(
+            (
+                bytes((MSG.KEXINIT,)),
+                self.cookie,
+                encoded,
+                wire.boolean(self.first_kex_follows),
+                wire.u32(0),
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -142,16 +153,26 @@ class ServerPreferences:
         """Our KEXINIT, offering only host-key algorithms we hold a key for.
 
         The strict-kex marker goes only into the first KEXINIT
-        (OpenSSH PROTOCOL §1.10).
+        (OpenSSH PROTOCOL §1.10). Only the cookie is new each time: the
+        name-lists (shared between calls; never modify them) and their
+        encoding are built once per preferences, key types and ``initial``.
         """
+        key = (self, frozenset(available_key_types), initial)
+        template = _BUILT.get(key)
+        if template is None:
+            template = self._build_template(available_key_types, initial=initial)
+            _remember(_BUILT, key, template)
+        return _with_cookie(template, os.urandom(16))
+
+    def _build_template(self, available_key_types: set[str], *, initial: bool) -> KexInit:
         host_keys = [
             alg for alg in self.host_key if KEY_TYPE_FOR_ALGORITHM.get(alg) in available_key_types
         ]
         kex = list(self.kex)
         if self.strict_kex and initial:
             kex.append(STRICT_KEX_SERVER)
-        return KexInit(
-            cookie=os.urandom(16),
+        return _shared(KexInit(
+            cookie=b"",
             kex=kex,
             host_key=host_keys,
             ciphers_c2s=list(self.ciphers),
@@ -163,7 +184,7 @@ class ServerPreferences:
             languages_c2s=[],
             languages_s2c=[],
             first_kex_follows=False,
-        )
+        ))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -230,6 +251,22 @@ def offerable(kexinit: KexInit, have_moduli: bool) -> KexInit:
 
     Group exchange needs moduli; markers (strict kex) pass through.
     """
+    lists = kexinit.name_lists()
+    key = (tuple(map(id, lists)), have_moduli)
+    hit = _OFFERED.get(key)
+    if hit is not None and _same_lists(hit[0], lists):
+        if _same_lists(hit[1].name_lists(), lists):
+            return kexinit  # nothing to drop
+        return _with_cookie(hit[1], kexinit.cookie, kexinit.first_kex_follows)
+    result = _offerable(kexinit, have_moduli)
+    if result.name_lists() == lists:
+        result = kexinit  # keep the (shared) lists
+    if _encoded_lists(lists) is not None:  # built by ``build_kexinit``: worth remembering
+        _remember(_OFFERED, key, (lists, _shared(result)))
+    return result
+
+
+def _offerable(kexinit: KexInit, have_moduli: bool) -> KexInit:
     kex = [
         name
         for name in kexinit.kex
@@ -245,3 +282,49 @@ def offerable(kexinit: KexInit, have_moduli: bool) -> KexInit:
         compression_c2s=[name for name in kexinit.compression_c2s if name in COMPRESSIONS],
         compression_s2c=[name for name in kexinit.compression_s2c if name in COMPRESSIONS],
     )
+
+
+# -- caches: the same server offers the same lists to every client ----------------
+_CACHE_LIMIT = 64
+_BUILT: dict[tuple[ServerPreferences, frozenset[str], bool], KexInit] = {}
+_OFFERED: dict[tuple[tuple[int, ...], bool], tuple[tuple[list[str], ...], KexInit]] = {}
+# ids of name-lists shared by cached KexInits -> (those lists, kept alive here
+# so that the ids stay unique; their wire encoding).
+_SHARED_BY_ID: dict[tuple[int, ...], tuple[tuple[list[str], ...], bytes]] = {}
+
+
+def _remember(cache: dict, key: object, value: object) -> None:  # type: ignore[type-arg]
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
+def _same_lists(a: tuple[list[str], ...], b: tuple[list[str], ...]) -> bool:
+    return all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _shared(kexinit: KexInit) -> KexInit:
+    """Register ``kexinit``'s lists as shared (never modified) and encode them once."""
+    lists = kexinit.name_lists()
+    ident = tuple(map(id, lists))
+    if ident not in _SHARED_BY_ID:
+        if len(_SHARED_BY_ID) >= 4 * _CACHE_LIMIT:
+            _SHARED_BY_ID.clear()
+        encoded = b"".join(wire.name_list(names) for names in lists)
+        _SHARED_BY_ID[ident] = (lists, encoded)
+    return kexinit
+
+
+def _encoded_lists(lists: tuple[list[str], ...]) -> bytes | None:
+    hit = _SHARED_BY_ID.get(tuple(map(id, lists)))
+    if hit is not None and _same_lists(hit[0], lists):
+        return hit[1]
+    return None
+
+
+def _with_cookie(template: KexInit, cookie: bytes, first_kex_follows: bool = False) -> KexInit:
+    t = template
+    return KexInit(
+        cookie, t.kex, t.host_key, t.ciphers_c2s, t.ciphers_s2c, t.macs_c2s, t.macs_s2c,
+        t.compression_c2s, t.compression_s2c, t.languages_c2s, t.languages_s2c, first_kex_follows,
+    )  # fmt: skip

@@ -107,23 +107,6 @@ class AuthLayer:
         self._pending: Details = {}
         self._interactive_rounds = 0
         self._expected_responses = 0
-        S = AuthState
-        self._table: dict[tuple[AuthState, int], Callable[[bytes], None]] = {
-            (S.WAIT_SERVICE, MSG.SERVICE_REQUEST): self._on_service_request,
-            (S.READY, MSG.SERVICE_REQUEST): self._on_service_request,  # paramiko: every auth_*
-            (S.INTERACTIVE, MSG.SERVICE_REQUEST): self._on_service_request,
-            (S.READY, MSG.USERAUTH_REQUEST): self._on_request,
-            (S.INTERACTIVE, MSG.USERAUTH_REQUEST): self._on_request_abandoning,
-            (S.INTERACTIVE, MSG.USERAUTH_INFO_RESPONSE): self._on_info_response,
-            (S.DONE, MSG.USERAUTH_REQUEST): self._ignore,
-        }
-        self._parsers: dict[str, Callable[[wire.Reader, bytes], Details | str]] = {
-            "none": self._parse_none,
-            "password": self._parse_password,
-            "publickey": self._parse_publickey,
-            "keyboard-interactive": self._parse_interactive,
-            "hostbased": self._parse_hostbased,
-        }
 
     @property
     def authenticated(self) -> bool:
@@ -136,9 +119,9 @@ class AuthLayer:
         msg = payload[0]
         if msg not in (MSG.SERVICE_REQUEST, MSG.USERAUTH_REQUEST, MSG.USERAUTH_INFO_RESPONSE):
             return False
-        handler = self._table.get((self.state, msg))
+        handler = _TABLE.get((self.state, msg))
         if handler is not None:
-            handler(payload)
+            handler(self, payload)
             return True
         if self.state is AuthState.DONE:
             return False
@@ -193,11 +176,11 @@ class AuthLayer:
             self.username = username
         elif username != self.username:
             raise RemoteProtocolError("change of user name not allowed", _NO_MORE)
-        parser = self._parsers.get(method)
+        parser = _PARSERS.get(method)
         if parser is None:
             self._reject(username, method, counted, "unsupported method")
             return
-        details = parser(reader, payload)
+        details = parser(self, reader, payload)
         if isinstance(details, str):
             self._reject(username, method, counted, details)
             return
@@ -454,6 +437,27 @@ class AuthLayer:
         self.transport.send(
             bytes((MSG.USERAUTH_FAILURE,)) + wire.name_list(names) + wire.boolean(partial)
         )
+
+
+# (state, message) -> handler, and method -> request parser: one table for
+# the class, not one per connection.
+_S = AuthState
+_TABLE: dict[tuple[AuthState, int], Callable[[AuthLayer, bytes], None]] = {
+    (_S.WAIT_SERVICE, MSG.SERVICE_REQUEST): AuthLayer._on_service_request,
+    (_S.READY, MSG.SERVICE_REQUEST): AuthLayer._on_service_request,  # paramiko: every auth_*
+    (_S.INTERACTIVE, MSG.SERVICE_REQUEST): AuthLayer._on_service_request,
+    (_S.READY, MSG.USERAUTH_REQUEST): AuthLayer._on_request,
+    (_S.INTERACTIVE, MSG.USERAUTH_REQUEST): AuthLayer._on_request_abandoning,
+    (_S.INTERACTIVE, MSG.USERAUTH_INFO_RESPONSE): AuthLayer._on_info_response,
+    (_S.DONE, MSG.USERAUTH_REQUEST): AuthLayer._ignore,
+}
+_PARSERS: dict[str, Callable[[AuthLayer, wire.Reader, bytes], Details | str]] = {
+    "none": AuthLayer._parse_none,
+    "password": AuthLayer._parse_password,
+    "publickey": AuthLayer._parse_publickey,
+    "keyboard-interactive": AuthLayer._parse_interactive,
+    "hostbased": AuthLayer._parse_hostbased,
+}
 
 
 def _valid_username(raw: bytes, limit: int) -> str | None:

@@ -60,7 +60,10 @@ from geossh.proto.window import InboundWindow, OutboundWindow
 _log = logging.getLogger("geossh.channel")
 _HEAD = struct.Struct(">BII")
 _EXT_HEAD = struct.Struct(">BIII")
+_U32 = struct.Struct(">I")
+_TWO_U32 = struct.Struct(">II")
 _DATA_OVERHEAD = 9  # msg byte, recipient, length
+_EXT_OVERHEAD = 13  # msg byte, recipient, data type, length
 SEND_LIMIT = 256 * 1024  # most data one ``send_data`` call queues
 
 
@@ -115,29 +118,13 @@ class ChannelLayer:
         self._next_id = 0
         self._pending_global_replies = 0
         self._incoming_global = 0
-        self._handlers: dict[int, Callable[[bytes], None]] = {
-            MSG.GLOBAL_REQUEST: self._on_global_request,
-            MSG.REQUEST_SUCCESS: self._on_global_reply,
-            MSG.REQUEST_FAILURE: self._on_global_reply,
-            MSG.CHANNEL_OPEN: self._on_open,
-            MSG.CHANNEL_OPEN_CONFIRMATION: self._on_open_confirmation,
-            MSG.CHANNEL_OPEN_FAILURE: self._on_open_failure,
-            MSG.CHANNEL_WINDOW_ADJUST: self._on_window_adjust,
-            MSG.CHANNEL_DATA: self._on_data,
-            MSG.CHANNEL_EXTENDED_DATA: self._on_extended_data,
-            MSG.CHANNEL_EOF: self._on_eof,
-            MSG.CHANNEL_CLOSE: self._on_close,
-            MSG.CHANNEL_REQUEST: self._on_request,
-            MSG.CHANNEL_SUCCESS: self._on_channel_reply,
-            MSG.CHANNEL_FAILURE: self._on_channel_reply,
-        }
 
     def handle(self, payload: bytes) -> bool:
         """Process one connection-layer message; False if unknown."""
-        handler = self._handlers.get(payload[0])
+        handler = _HANDLERS.get(payload[0])
         if handler is None:
             return False
-        handler(payload)
+        handler(self, payload)
         return True
 
     # -- lookup -----------------------------------------------------------------
@@ -149,7 +136,7 @@ class ChannelLayer:
         """
         if len(payload) < 5:
             raise RemoteProtocolError(f"truncated {_name(payload[0])}")
-        local_id = struct.unpack_from(">I", payload, 1)[0]
+        local_id = _U32.unpack_from(payload, 1)[0]
         chan = self.channels.get(local_id)
         if chan is None or chan.phase in (ChannelPhase.OPENING, ChannelPhase.REQUESTED):
             if strict:
@@ -301,49 +288,71 @@ class ChannelLayer:
         chan = self._channel(payload, strict=False)
         if chan is None:
             return
-        chan.outbound.adjust(struct.unpack_from(">I", payload, 5)[0])
+        chan.outbound.adjust(_U32.unpack_from(payload, 5)[0])
         self.events.append(ChannelWindowOpened(chan.local_id))
 
     def _on_data(self, payload: bytes) -> None:
-        chan = self._channel(payload)
-        if len(payload) < _DATA_OVERHEAD:
-            raise RemoteProtocolError("truncated CHANNEL_DATA")
-        length = struct.unpack_from(">I", payload, 5)[0]
-        if length != len(payload) - _DATA_OVERHEAD:
-            raise RemoteProtocolError("CHANNEL_DATA length mismatch")
-        self._deliver(chan, payload[_DATA_OVERHEAD:], 0)
+        taken = self.take_data(payload)
+        if taken is not None:
+            local_id, stream, offset = taken
+            self.events.append(ChannelDataReceived(local_id, bytes(payload[offset:]), stream))
 
-    def _on_extended_data(self, payload: bytes) -> None:
-        chan = self._channel(payload)
-        if len(payload) < 13:
-            raise RemoteProtocolError("truncated CHANNEL_EXTENDED_DATA")
-        _, _, stream, length = _EXT_HEAD.unpack_from(payload)
-        if length != len(payload) - 13:
-            raise RemoteProtocolError("CHANNEL_EXTENDED_DATA length mismatch")
-        self._deliver(chan, payload[13:], stream)
+    _on_extended_data = _on_data
 
-    def _deliver(self, chan: ChannelState | None, data: bytes, stream: int) -> None:
+    def take_data(self, payload: bytes) -> tuple[int, int, int] | None:
+        """Check and account one CHANNEL_DATA or CHANNEL_EXTENDED_DATA payload.
+
+        Returns ``(local_id, stream, offset)``, the data being ``payload[offset:]``,
+        or None when it is dropped (it crossed our CLOSE, or came after the
+        peer's EOF); emits no event. ``Connection`` uses it to merge the data
+        of consecutive packets into one event.
+        """
+        size = len(payload)
+        chan = self.channels.get(_U32.unpack_from(payload, 1)[0]) if size >= 5 else None
+        if chan is None or chan.phase is not ChannelPhase.OPEN or chan.close_sent:
+            chan = self._channel(payload)  # raises, or None: crossed our CLOSE
+        if payload[0] == MSG.CHANNEL_DATA:
+            if size < _DATA_OVERHEAD:
+                raise RemoteProtocolError("truncated CHANNEL_DATA")
+            stream = 0
+            length = _U32.unpack_from(payload, 5)[0]
+            offset = _DATA_OVERHEAD
+        else:
+            if size < _EXT_OVERHEAD:
+                raise RemoteProtocolError("truncated CHANNEL_EXTENDED_DATA")
+            stream, length = _TWO_U32.unpack_from(payload, 5)
+            offset = _EXT_OVERHEAD
+        if length != size - offset:
+            raise RemoteProtocolError(f"{_name(payload[0])} length mismatch")
         if chan is None:
-            return
-        try:
-            chan.inbound.receive(len(data))
-        except RemoteProtocolError as exc:
-            raise RemoteProtocolError(f"channel {chan.local_id}: {exc}") from None
+            return None
+        inbound = chan.inbound
+        if length > inbound.remaining or length > inbound.max_packet:
+            try:
+                inbound.receive(length)
+            except RemoteProtocolError as exc:
+                raise RemoteProtocolError(f"channel {chan.local_id}: {exc}") from None
+        inbound.remaining -= length
         if chan.eof_received:
             if not chan.dropped_after_eof:
                 _log.warning("channel %d: peer sent data after EOF; dropped", chan.local_id)
-            chan.dropped_after_eof += len(data)
-            return
-        self.events.append(ChannelDataReceived(chan.local_id, data, stream))
+            chan.dropped_after_eof += length
+            return None
+        return chan.local_id, stream, offset
 
-    def consume(self, local_id: int, length: int) -> None:
-        """The application read ``length`` bytes: grant more window when due."""
+    def consume(self, local_id: int, length: int) -> bool:
+        """The application read ``length`` bytes: grant more window when due.
+
+        Returns True if a WINDOW_ADJUST was queued (output to flush).
+        """
         chan = self.channels.get(local_id)
         if chan is None or chan.close_sent or chan.close_received or chan.eof_received:
-            return
+            return False
         increment = chan.inbound.consume(length)
-        if increment:
-            self.transport.send(_HEAD.pack(MSG.CHANNEL_WINDOW_ADJUST, chan.remote_id, increment))
+        if not increment:
+            return False
+        self.transport.send(_HEAD.pack(MSG.CHANNEL_WINDOW_ADJUST, chan.remote_id, increment))
+        return True
 
     def send_data(self, local_id: int, data: bytes | memoryview, stream: int = 0) -> int:
         """Send as much of ``data`` as the peer's window allows; return the count."""
@@ -461,6 +470,25 @@ class ChannelLayer:
     def _free(self, chan: ChannelState) -> None:
         del self.channels[chan.local_id]
         self.events.append(ChannelClosed(chan.local_id))
+
+
+# Message handlers (one table for the class, not one per connection).
+_HANDLERS: dict[int, Callable[[ChannelLayer, bytes], None]] = {
+    MSG.GLOBAL_REQUEST: ChannelLayer._on_global_request,
+    MSG.REQUEST_SUCCESS: ChannelLayer._on_global_reply,
+    MSG.REQUEST_FAILURE: ChannelLayer._on_global_reply,
+    MSG.CHANNEL_OPEN: ChannelLayer._on_open,
+    MSG.CHANNEL_OPEN_CONFIRMATION: ChannelLayer._on_open_confirmation,
+    MSG.CHANNEL_OPEN_FAILURE: ChannelLayer._on_open_failure,
+    MSG.CHANNEL_WINDOW_ADJUST: ChannelLayer._on_window_adjust,
+    MSG.CHANNEL_DATA: ChannelLayer._on_data,
+    MSG.CHANNEL_EXTENDED_DATA: ChannelLayer._on_extended_data,
+    MSG.CHANNEL_EOF: ChannelLayer._on_eof,
+    MSG.CHANNEL_CLOSE: ChannelLayer._on_close,
+    MSG.CHANNEL_REQUEST: ChannelLayer._on_request,
+    MSG.CHANNEL_SUCCESS: ChannelLayer._on_channel_reply,
+    MSG.CHANNEL_FAILURE: ChannelLayer._on_channel_reply,
+}
 
 
 def _name(msg: int) -> str:

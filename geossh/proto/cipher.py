@@ -193,6 +193,8 @@ class PacketProtection:
     aad_len: int = 0
     tag_size: int = 0
     head_size: int = 4
+    #: The length field is the plain first 4 bytes (``packet_length`` need not be called).
+    clear_length: bool = True
 
     def seal(self, seq: int, packet: bytes) -> bytes:
         """Protect one complete plaintext packet."""
@@ -222,6 +224,7 @@ class ChaCha20Poly1305(PacketProtection):
     block_size = 8
     aad_len = 4
     tag_size = AEAD_TAG_SIZE
+    clear_length = False
 
     def __init__(self, key: bytes) -> None:
         nonce = _CHACHA_NONCE.pack(0)
@@ -288,8 +291,10 @@ class AesGcm(PacketProtection):
 
     def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
         view = memoryview(data)
+        counter = self._counter
+        self._counter = (counter + 1) & _MASK64
         try:
-            plain = self._aead.decrypt(self._nonce(), view[4:], view[:4])
+            plain = self._aead.decrypt(_GCM_NONCE.pack(self._fixed, counter), view[4:], view[:4])
         except InvalidTag:
             raise MACError("aes-gcm tag mismatch") from None
         return plain, 0
@@ -347,6 +352,7 @@ class EncryptAndMac(_AesWithMac):
     __slots__ = ("_first",)
 
     head_size = 16  # one AES block
+    clear_length = False
 
     def __init__(self, info: CipherInfo, key: bytes, iv: bytes, mac: Mac, outbound: bool) -> None:
         super().__init__(info, key, iv, mac, outbound)

@@ -29,16 +29,19 @@ calls application code. Pure: no I/O.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 from geossh.errors import RemoteProtocolError
 from geossh.proto.auth import AuthLayer
 from geossh.proto.channels import ChannelLayer
 from geossh.proto.config import ServerConfig
-from geossh.proto.events import Event
+from geossh.proto.constants import MSG
+from geossh.proto.events import ChannelDataReceived, Event
 from geossh.proto.transport import TransportLayer
 
 _AUTH_MESSAGES = frozenset(range(50, 80)) | {5, 6}
 _CONNECTION_MESSAGES = range(80, 128)
+_DATA_MESSAGES = frozenset({MSG.CHANNEL_DATA, MSG.CHANNEL_EXTENDED_DATA})
 #: Largest packet accepted before authentication: ample for KEXINIT, kex and
 #: userauth (certificates included), above RFC 4253 §6.1's 35000, and a
 #: quarter of what an unauthenticated peer could otherwise make us buffer.
@@ -55,6 +58,8 @@ class Connection:
         self.auth = AuthLayer(config, self.transport, self._events)
         self.channels = ChannelLayer(config, self.transport, self._events)
         self.errored = False
+        self._pending_error: RemoteProtocolError | None = None
+        self._checked_at = -1.0  # the ``now`` the deadlines were last checked at
         self._preauth_limit = True
         reader = self.transport.reader
         reader.max_packet_size = min(reader.max_packet_size, PREAUTH_MAX_PACKET)
@@ -66,6 +71,28 @@ class Connection:
             return
         self.transport.receive_data(data, now)
 
+    def receive_buffer(self, size: int) -> memoryview | None:
+        """Room to receive up to ``size`` bytes into directly (``recv_into``), or None.
+
+        None until the identification line is read and once the connection
+        failed or closed: use ``receive_data`` then. After writing, release
+        the view and call ``received(count, now)``. The room is kept between
+        reads until ``release_buffer()``.
+        """
+        transport = self.transport
+        if self.errored or transport.closed or transport.client_version is None:
+            return None
+        return transport.reader.receive_buffer(size)
+
+    def received(self, count: int, now: float) -> None:
+        """``count`` bytes were written into the view ``receive_buffer`` returned."""
+        self.transport.reader.commit(count)
+        self.transport.receive_data(b"", now)  # the clock reading
+
+    def release_buffer(self) -> None:
+        """Free the receive room kept for a stream (an idle connection holds none)."""
+        self.transport.reader.release()
+
     def next_event(self) -> Event | None:
         """The next event, or None when more data is needed."""
         events = self._events
@@ -73,37 +100,81 @@ class Connection:
             return events.popleft()
         if self.errored:
             return None
+        if self._pending_error is not None:
+            self.errored = True
+            raise self._pending_error
         try:
-            self._check_deadlines(self.transport.now)
+            now = self.transport.now
+            if now != self._checked_at:  # the deadlines move only with the clock
+                self._check_deadlines(now)
+                self._checked_at = now
             self._decode_until_event()
-        except RemoteProtocolError:
+        except RemoteProtocolError as exc:
+            if events:  # data decoded before the violation is delivered first
+                self._pending_error = exc
+                return events.popleft()
             self.errored = True
             raise
         return events.popleft() if events else None
 
     def _decode_until_event(self) -> None:
+        """Decode packets until one produced an event.
+
+        CHANNEL_DATA / EXTENDED_DATA of one channel and stream that arrive
+        back to back are merged into one ``ChannelDataRunReceived`` (a run;
+        ``ChannelDataReceived`` when it is one packet), so a bulk transfer
+        costs one event per receive, not one per packet.
+        The run's event is inserted where its first packet was, so events
+        keep the order of the wire.
+        """
         events = self._events
         transport = self.transport
-        channels = self.channels
         if self._preauth_limit and self.auth.authenticated:
             self._preauth_limit = False
             transport.reader.max_packet_size = self.config.max_packet_size
-        while not events:
-            packet = transport.next_packet()
-            if packet is None:
-                return
-            seq, payload = packet
-            msg = payload[0]
-            if msg in _CONNECTION_MESSAGES:
-                if not self.auth.authenticated:
-                    raise RemoteProtocolError(f"message {msg} before authentication")
-                handled = channels.handle(payload)
-            elif msg in _AUTH_MESSAGES:
-                handled = self.auth.handle(seq, payload)
-            else:
-                handled = False
-            if not handled:
-                transport.send_unimplemented(seq)
+        data_ok = self.auth.authenticated  # cannot change while decoding
+        take_data = self.channels.take_data
+        run: list[bytes] = []
+        run_id = run_stream = run_at = 0
+        try:
+            while not events:
+                packet = transport.next_packet()
+                if packet is None:
+                    break
+                seq, payload = packet
+                msg = payload[0]
+                if data_ok and msg in _DATA_MESSAGES:
+                    taken = take_data(payload)
+                    if taken is None:
+                        continue
+                    local_id, stream, offset = taken
+                    if run and (local_id != run_id or stream != run_stream):
+                        events.insert(run_at, _data_event(run_id, run, run_stream))
+                        run = []
+                    if not run:
+                        run_id, run_stream, run_at = local_id, stream, len(events)
+                    run.append(bytes(payload[offset:]))  # payload may be a memoryview
+                    continue
+                if run:
+                    events.insert(run_at, _data_event(run_id, run, run_stream))
+                    run = []
+                self._handle(seq, payload, msg)
+        finally:
+            if run:
+                events.insert(run_at, _data_event(run_id, run, run_stream))
+
+    def _handle(self, seq: int, payload: bytes, msg: int) -> None:
+        """Hand one packet to the layer it belongs to (RFC 4250 §4.1)."""
+        if msg in _CONNECTION_MESSAGES:
+            if not self.auth.authenticated:
+                raise RemoteProtocolError(f"message {msg} before authentication")
+            handled = self.channels.handle(payload)
+        elif msg in _AUTH_MESSAGES:
+            handled = self.auth.handle(seq, payload)
+        else:
+            handled = False
+        if not handled:
+            self.transport.send_unimplemented(seq)
 
     # -- output -------------------------------------------------------------------
     def data_to_send(self) -> bytes:
@@ -145,3 +216,27 @@ class Connection:
         self.transport.check_deadlines(now)
         if not self.closed:
             self.auth.check_deadline(now)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDataRunReceived(Event):
+    """Data of back-to-back CHANNEL_DATA (or EXTENDED_DATA of one type) for one channel.
+
+    ``parts`` holds each packet's data in order; they are not joined, so a
+    run costs no large allocation. ``data`` joins them.
+    """
+
+    channel_id: int
+    parts: tuple[bytes, ...]
+    stream: int
+
+    @property
+    def data(self) -> bytes:
+        """The run's data as one string."""
+        return b"".join(self.parts)
+
+
+def _data_event(local_id: int, run: list[bytes], stream: int) -> Event:
+    if len(run) == 1:
+        return ChannelDataReceived(local_id, run[0], stream)
+    return ChannelDataRunReceived(local_id, tuple(run), stream)

@@ -14,6 +14,7 @@ Must not import gevent, socket, threading, select or time.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from typing import TYPE_CHECKING
 
@@ -274,8 +275,23 @@ def public_key_from_blob(blob: bytes) -> SSHKey:
     """Parse a plain public-key blob (RFC 4253 §6.6); strict and canonical.
 
     Raises ``KeyParseError`` (``UnsupportedKeyType`` for types geossh does
-    not handle, including certificates) and nothing else.
+    not handle, including certificates) and nothing else. Keys parsed
+    recently are remembered by blob (``PARSED_KEYS_CACHED`` of them): a
+    client's key arrives twice per login (query, then signed request) and
+    again on every connection. ``SSHKey`` objects are never modified.
     """
+    return _parse_public_blob(bytes(blob))
+
+
+#: How many parsed public keys ``public_key_from_blob`` remembers.
+PARSED_KEYS_CACHED = 256
+
+
+@functools.lru_cache(maxsize=PARSED_KEYS_CACHED)
+def _parse_public_blob(blob: bytes) -> SSHKey:
+    # Only successful parses are cached (lru_cache does not keep exceptions),
+    # and a valid key blob is at most a few KiB (RSA_MAX_BITS), so the cache
+    # stays small whatever clients send.
     key_type = blob_key_type(blob)
     if key_type not in KEY_TYPES:
         raise UnsupportedKeyType(f"unsupported key type {key_type!r}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import cast
 
 from geossh.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto import compression
@@ -29,12 +30,17 @@ from geossh.proto.cipher import Buffer, PacketProtection, new_protection
 from geossh.proto.constants import MAX_PACKET_SIZE
 
 _HEADER = struct.Struct(">IB")  # packet_length, padding_length
+_LENGTH = struct.Struct(">I")
 _MASK32 = 0xFFFFFFFF
 _MIN_PACKET = 16  # RFC 4253 §6: whole packet (with the length field), before the MAC
 _MIN_PADDING = 4
 _COMPACT_AT = 64 * 1024  # consumed prefix worth a memmove even when data remains
-_RANDOM_POOL = 1024  # padding bytes fetched from os.urandom per refill
+_RANDOM_POOL = 4096  # padding bytes fetched from os.urandom per refill
 _ZLIB_SLACK = 1024  # > deflate's worst-case growth of one payload, plus framing
+# CHANNEL_DATA / CHANNEL_EXTENDED_DATA payloads longer than _VIEW_AT are
+# returned as read-only memoryviews of the decrypted packet (no copy).
+_DATA_MESSAGES = frozenset({94, 95})
+_VIEW_AT = 1024
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,9 @@ class PacketReader(_Direction):
         super().__init__()
         self.max_packet_size = max_packet_size
         self._buf = bytearray()
-        self._pos = 0
+        self._pos = 0  # start of the unconsumed bytes
+        self._end = 0  # end of the received bytes (``_buf`` may have room after it)
+        self._keep = False  # keep ``_buf``'s capacity when drained (``receive_buffer``)
         self._pending = -1  # length of the packet whose head was read, else -1
         self._protection = PacketProtection()
         self._decompressor: compression.Decompressor | None = None
@@ -120,27 +128,76 @@ class PacketReader(_Direction):
     @property
     def buffered(self) -> int:
         """Bytes fed but not yet consumed by a returned packet."""
-        return len(self._buf) - self._pos
+        return self._end - self._pos
 
     def feed(self, data: Buffer) -> None:
         """Append received bytes (ignored once the reader has failed)."""
-        if self._error is not None:
+        if self._error is not None or not data:
             return
         buf = self._buf
-        pos = self._pos
+        pos, end = self._pos, self._end
         try:
-            if pos and (pos == len(buf) or (pos >= _COMPACT_AT and 2 * pos >= len(buf))):
+            if end != len(buf):
+                del buf[end:]  # capacity kept for ``receive_buffer`` is given back here
+            if pos and (pos == end or (pos >= _COMPACT_AT and 2 * pos >= end)):
                 del buf[:pos]
-                self._pos = 0
+                end -= pos
+                pos = self._pos = 0
             buf += data
         except BufferError:  # a stray view pins the buffer: move to a new one
-            fresh = bytearray(buf[self._pos :])
+            fresh = bytearray(buf[pos:end])
             fresh += data
             self._buf = fresh
             self._pos = 0
+        self._end = len(self._buf)
+
+    def receive_buffer(self, size: int) -> memoryview:
+        """Writable room for up to ``size`` bytes after the buffered ones (for ``recv_into``).
+
+        Call ``commit(count)`` with what was written, and release the view
+        before any other call. The buffer keeps its capacity across packets
+        until ``release()``: a connection receiving a stream reads into the
+        same memory every time instead of allocating per read.
+        """
+        self._keep = True
+        buf = self._buf
+        pos, end = self._pos, self._end
+        try:
+            if pos:  # move the partial packet to the front
+                if pos != end:
+                    with memoryview(buf) as view:
+                        view[: end - pos] = view[pos:end]
+                end = self._end = end - pos
+                self._pos = 0
+            if len(buf) - end < size:
+                buf.extend(bytes(size - (len(buf) - end)))
+        except BufferError:  # a stray view pins the buffer: move to a new one
+            fresh = bytearray(buf[self._pos : self._end])
+            fresh.extend(bytes(size))
+            self._buf = buf = fresh
+            self._pos, end = 0, len(fresh) - size
+            self._end = end
+        return memoryview(buf)[end : end + size]
+
+    def commit(self, count: int) -> None:
+        """``count`` bytes were written into the view ``receive_buffer`` returned."""
+        if self._error is None:
+            self._end += count
+
+    def release(self) -> None:
+        """Give back the capacity ``receive_buffer`` kept: keep only unconsumed bytes."""
+        if not self._keep:
+            return
+        self._keep = False
+        self._buf = bytearray(self._buf[self._pos : self._end])
+        self._pos, self._end = 0, len(self._buf)
 
     def next_packet(self) -> tuple[int, bytes] | None:
         """Return ``(sequence number, payload)``, or ``None`` if more bytes are needed.
+
+        The payload of a CHANNEL_DATA or CHANNEL_EXTENDED_DATA message over
+        1 KiB is a read-only ``memoryview`` (bytes-like; sliced without a
+        copy by its consumer), every other payload ``bytes``.
 
         Raises ``RemoteProtocolError`` (``MACError`` for a bad MAC or tag)
         with the disconnect reason; the error repeats on every later call.
@@ -148,7 +205,18 @@ class PacketReader(_Direction):
         if self._error is not None:
             raise self._error
         try:
-            return self._read_packet()
+            protection = self._protection
+            pos = self._pos
+            available = self._end - pos
+            length = self._pending
+            if length < 0:
+                if available < protection.head_size:
+                    return None
+                length = self._read_length(protection, pos)
+            total = 4 + length + protection.tag_size
+            if available < total:
+                return None
+            return self._open(protection, pos, length, total)
         except RemoteProtocolError as exc:
             self._error = exc
             raise
@@ -170,8 +238,11 @@ class PacketReader(_Direction):
         self._decompressor = None
 
     def _read_length(self, protection: PacketProtection, pos: int) -> int:
-        head = self._buf[pos : pos + protection.head_size]  # a copy of 4 or 16 bytes
-        length = protection.packet_length(self.sequence, head)
+        if protection.clear_length:
+            length = int(_LENGTH.unpack_from(self._buf, pos)[0])
+        else:
+            head = self._buf[pos : pos + protection.head_size]  # a copy of 4 or 16 bytes
+            length = protection.packet_length(self.sequence, head)
         if length < 5 or length > self.max_packet_size:
             raise RemoteProtocolError(f"bad packet length {length}")
         if (length + 4 - protection.aad_len) % protection.block_size:
@@ -179,31 +250,29 @@ class PacketReader(_Direction):
         self._pending = length
         return length
 
-    def _read_packet(self) -> tuple[int, bytes] | None:
-        protection = self._protection
-        pos = self._pos
-        available = len(self._buf) - pos
-        length = self._pending
-        if length < 0:
-            if available < protection.head_size:
-                return None
-            length = self._read_length(protection, pos)
-        total = 4 + length + protection.tag_size
-        if available < total:
-            return None
+    def _open(
+        self, protection: PacketProtection, pos: int, length: int, total: int
+    ) -> tuple[int, bytes]:
+        """Verify, decrypt and consume the complete packet at ``pos``."""
         seq = self.sequence
         with memoryview(self._buf) as view:
             plain, start = protection.open(seq, view[pos : pos + total])
         padding = plain[start]
         if padding < _MIN_PADDING or padding >= length:
             raise RemoteProtocolError(f"bad padding length {padding} in a {length}-byte packet")
-        payload = plain[start + 1 : start + length - padding]
+        end = start + length - padding
         if self._decompressor is not None:
-            payload = self._decompressor.decompress(payload)
-        self._pos = pos + total
-        if self._pos == len(self._buf):  # all consumed: free the chunk now, not at the next feed
-            del self._buf[:]
-            self._pos = 0
+            payload = self._decompressor.decompress(plain[start + 1 : end])
+        elif end - start > _VIEW_AT and plain[start + 1] in _DATA_MESSAGES:
+            # Channel data is sliced once more by its consumer: no copy here.
+            payload = cast(bytes, memoryview(plain)[start + 1 : end])
+        else:
+            payload = plain[start + 1 : end]
+        self._pos = pos = pos + total
+        if pos == self._end:  # all consumed: free the chunk now, not at the next feed
+            if not self._keep:
+                del self._buf[:]
+            self._pos = self._end = 0
         self._pending = -1
         self.packets_since_keys += 1
         self.bytes_since_keys += total
@@ -221,8 +290,6 @@ class PacketWriter(_Direction):
         super().__init__()
         self._protection = PacketProtection()
         self._compressor: compression.Compressor | None = None
-        self._pool = b""
-        self._pool_pos = 0
 
     def set_keys(self, keys: DirectionKeys) -> None:
         """Use ``keys`` from the next ``encode`` on (call right after sending NEWKEYS)."""
@@ -251,7 +318,7 @@ class PacketWriter(_Direction):
             length += block
         if length > MAX_PACKET_SIZE:
             raise LocalProtocolError(f"packet of {length} bytes exceeds {MAX_PACKET_SIZE}")
-        packet = b"".join((_HEADER.pack(length, padding), payload, self._random(padding)))
+        packet = b"".join((_HEADER.pack(length, padding), payload, _random_padding(padding)))
         seq = self.sequence
         wire = protection.seal(seq, packet)
         self.sequence = (seq + 1) & _MASK32
@@ -259,17 +326,32 @@ class PacketWriter(_Direction):
         self.bytes_since_keys += len(wire)
         return wire
 
-    def _random(self, count: int) -> bytes:
-        """Random padding bytes, sliced from a pool refilled by ``os.urandom``."""
-        pos = self._pool_pos
-        if pos + count > len(self._pool):
-            self._pool = os.urandom(_RANDOM_POOL)
-            pos = 0
-        self._pool_pos = pos + count
-        return self._pool[pos : pos + count]
-
     def _start_compression(self) -> None:
         self._compressor = compression.Compressor()
 
     def _stop_compression(self) -> None:
         self._compressor = None
+
+
+# Padding bytes come from one pool per process (not per connection), refilled
+# from ``os.urandom``; a forked child starts a fresh pool.
+_pool = b""
+_pool_pos = 0
+
+
+def _random_padding(count: int) -> bytes:
+    global _pool, _pool_pos
+    pos = _pool_pos
+    if pos + count > len(_pool):
+        _pool = os.urandom(_RANDOM_POOL)
+        pos = 0
+    _pool_pos = pos + count
+    return _pool[pos : pos + count]
+
+
+def _forget_pool() -> None:
+    global _pool, _pool_pos
+    _pool, _pool_pos = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_pool)
