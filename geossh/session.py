@@ -384,8 +384,12 @@ class SessionDispatcher:
         return True
 
     def _run(self, session: Session, handler: SessionHandler) -> None:
-        what = session.command_text if session.kind == "exec" else session.subsystem or ""
+        # Command lines can carry secrets: INFO names only the kind (and a
+        # subsystem's name); the command itself goes to DEBUG, as in sshd.
+        what = session.subsystem or ""
         self.log.info("session %s %r started (user %r)", session.kind, what, session.username)
+        if session.kind == "exec":
+            self.log.debug("session exec command %r", session.command_text)
         end = SessionExit(0)
         try:
             result = handler(session)

@@ -224,14 +224,16 @@ def test_events_logged_with_peer(
     keydir: Path, servers: list[Server], caplog: pytest.LogCaptureFixture
 ) -> None:
     server = _start(servers, keydir, handler=echo_handler)
+    secret = "x --token=hunter2"
     with caplog.at_level(logging.INFO, logger="geossh.server"):
-        in_thread(paramiko_exec, server.port, "x")
+        in_thread(paramiko_exec, server.port, secret)
         server.stop(timeout=5)
     text = "\n".join(r.getMessage() for r in caplog.records if r.name == "geossh.server")
     for expected in ("connection from 127.0.0.1:", "authenticated as 'alice'",
-                     "session exec 'x' started", "session exec 'x' ended (3)",
+                     "session exec '' started", "session exec '' ended (3)",
                      "connection closed"):  # fmt: skip
         assert expected in text
+    assert "hunter2" not in text  # command lines (which may hold secrets) stay at DEBUG
 
 
 def _line_session(port: int, go: threading.Event) -> tuple[int, bytes]:
