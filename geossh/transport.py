@@ -154,7 +154,8 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self._linger = False  # drain input before closing (after our DISCONNECT)
         self._no_more_sessions = False
         self._close_callbacks: list[Callable[[], Any]] | None = []  # None once ended
-        self._handler_greenlets = gevent.pool.Group()  # channel handlers (geossh.forward)
+        # Channel handlers (geossh.forward): a gevent.pool.Group once one is started.
+        self._handler_greenlets: Any = ()
         # geossh.Server hooks: the client address from a PROXY protocol header
         # (reported by getpeername) and a callback run once authentication succeeds.
         self.peer_address: Any = None
@@ -324,7 +325,8 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
                     sock.close()
         if self.completion_event is not None:
             self.completion_event.set()
-        self._handler_greenlets.kill(block=False)
+        if self._handler_greenlets:
+            self._handler_greenlets.kill(block=False)
         callbacks, self._close_callbacks = self._close_callbacks or [], None
         for fn in callbacks:
             call(self.logger, fn, None)
@@ -397,6 +399,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
             and current is not greenlet
         ):
             greenlet.kill(block=False)  # cancelled before it ever ran
+            del greenlet  # this frame lives as long as the connection
             self._greenlet = current
             self._run()
             return
