@@ -15,7 +15,6 @@ import logging
 import os
 import struct
 import weakref
-from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -87,13 +86,16 @@ class Channel(ClosingContextManager):
         self.kind = "session"
         self.in_buffer = ByteBuffer()
         self.in_stderr_buffer = ByteBuffer()
-        self.status_event = Event()
-        self.event = Event()  # set when an open we requested was answered
-        self._window_event = Event()
-        self._gate = Event()  # clear while a request callback for this channel runs
-        self._gate.set()
+        # ``status_event`` and ``event`` (paramiko's) are created on first use.
+        self._status_event: Event | None = None
+        self._status_done = False  # an exit status arrived, or the channel closed
+        self._open_event: Event | None = None
+        self._open_done = False  # an open we requested was answered, or closed
+        self._window_event: Event | None = None  # created by the first window wait
+        # Set while a request callback for this channel runs (``_request_gate``).
+        self._gate: Event | None = None
         self._gate_owner: Any = None
-        self._replies: deque[list[Any]] = deque()  # [Event, result] per request sent
+        self._replies: list[list[Any]] = []  # [Event, result] per request sent
         self._name = str(chanid)
         self._pipe: _ReadyPipe | None = None
         self._open_error: tuple[int, str] | None = None
@@ -112,6 +114,44 @@ class Channel(ClosingContextManager):
             f"<geossh.Channel {self.chanid} ({state}){extra}{window} "
             f"in-buffer={len(self.in_buffer)} -> {self.transport!r}>"
         )
+
+    @property
+    def status_event(self) -> Event:
+        """Set when the exit status arrived or the channel closed (paramiko)."""
+        event = self._status_event
+        if event is None:
+            event = self._status_event = Event()
+            if self._status_done:
+                event.set()
+        return event
+
+    @status_event.setter
+    def status_event(self, event: Event) -> None:
+        self._status_event = event
+
+    @property
+    def event(self) -> Event:
+        """Set when an open we requested was answered, or the channel closed (paramiko)."""
+        event = self._open_event
+        if event is None:
+            event = self._open_event = Event()
+            if self._open_done:
+                event.set()
+        return event
+
+    @event.setter
+    def event(self, event: Event) -> None:
+        self._open_event = event
+
+    def _set_status_event(self) -> None:
+        self._status_done = True
+        if self._status_event is not None:
+            self._status_event.set()
+
+    def _set_open_event(self) -> None:
+        self._open_done = True
+        if self._open_event is not None:
+            self._open_event.set()
 
     # -- identity -----------------------------------------------------------------
     def get_id(self) -> int:
@@ -241,9 +281,10 @@ class Channel(ClosingContextManager):
 
     def _wait_gate(self) -> None:
         """Wait while another greenlet runs a request callback for this channel."""
-        if self._gate.is_set() or gevent.getcurrent() is self._gate_owner:
+        gate = self._gate
+        if gate is None or gate.is_set() or gevent.getcurrent() is self._gate_owner:
             return
-        if self.timeout == 0.0 or not self._gate.wait(self.timeout):
+        if self.timeout == 0.0 or not gate.wait(self.timeout):
             raise TimeoutError()
 
     def _wait_clear_to_send(self, transport: Transport) -> None:
@@ -269,8 +310,12 @@ class Channel(ClosingContextManager):
                 # Only this greenlet reads the window adjust we would wait for.
                 self._log(logging.WARNING, "send from a callback needs more window than granted")
                 raise TimeoutError("no window: send from a callback would deadlock")
-            self._window_event.clear()
-            if not self._window_event.wait(self.timeout):
+            event = self._window_event
+            if event is None:
+                event = self._window_event = Event()
+            else:
+                event.clear()
+            if not event.wait(self.timeout):
                 raise TimeoutError()
 
     def send_ready(self) -> bool:
@@ -367,15 +412,17 @@ class Channel(ClosingContextManager):
             return
         transport = self.transport
         if transport is not None and self.active and transport._conn is not None:
-            if not self._gate.is_set() and gevent.getcurrent() is not self._gate_owner:
-                self._gate.wait()
+            gate = self._gate
+            if gate is not None and gevent.getcurrent() is not self._gate_owner:
+                gate.wait()
             transport._conn.channels.close(self.chanid)
             _flush_soon(transport)
         self._mark_closed()
 
     def exit_status_ready(self) -> bool:
         """True once an exit status arrived or the channel closed."""
-        return self.closed or self.status_event.is_set()
+        event = self._status_event
+        return self.closed or (event.is_set() if event is not None else self._status_done)
 
     def recv_exit_status(self) -> int:
         """Wait for the peer's exit status (-1 if none came)."""
@@ -431,13 +478,14 @@ class Channel(ClosingContextManager):
     @contextlib.contextmanager
     def _request_gate(self) -> Iterator[None]:
         """Hold other greenlets' sends while a request callback runs (and its reply queues)."""
-        self._gate.clear()
+        gate = self._gate = Event()
         self._gate_owner = gevent.getcurrent()
         try:
             yield
         finally:
             self._gate_owner = None
-            self._gate.set()
+            self._gate = None
+            gate.set()
 
     def _feed(self, data: bytes, stream: int) -> None:
         self._feed_parts((data,), stream)
@@ -459,11 +507,12 @@ class Channel(ClosingContextManager):
         self._update_pipe()
 
     def _window_opened(self) -> None:
-        self._window_event.set()
+        if self._window_event is not None:
+            self._window_event.set()
 
     def _reply_received(self, success: bool) -> None:
         if self._replies:
-            waiter = self._replies.popleft()
+            waiter = self._replies.pop(0)
             waiter[1] = success
             waiter[0].set()
 
@@ -471,19 +520,21 @@ class Channel(ClosingContextManager):
         if len(data) != 4:
             return False
         self.exit_status = struct.unpack(">I", data)[0]
-        self.status_event.set()
+        self._set_status_event()
         return True
 
     def _mark_closed(self) -> None:
         self.closed = True
         self.in_buffer.close()
         self.in_stderr_buffer.close()
-        self._window_event.set()
-        self._gate.set()
-        self.status_event.set()
-        self.event.set()
+        if self._window_event is not None:
+            self._window_event.set()
+        if self._gate is not None:
+            self._gate.set()
+        self._set_status_event()
+        self._set_open_event()
         while self._replies:
-            self._replies.popleft()[0].set()
+            self._replies.pop(0)[0].set()
         self._update_pipe()
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import gevent.pool
+
 from geossh.callbacks import (
     answer_channel_request,
     call,
@@ -156,6 +158,8 @@ class EventDispatch:
             chan.active = 1
             return False
         chan.active = 0
+        if not isinstance(self._handler_greenlets, gevent.pool.Group):
+            self._handler_greenlets = gevent.pool.Group()
         self._handler_greenlets.spawn(self._serve_channel, chan, handler)
         return True
 
@@ -228,7 +232,7 @@ class EventDispatch:
         else:
             chan.active = 1
             chan.remote_chanid = self._conn.channels.channels[event.channel_id].remote_id
-        chan.event.set()
+        chan._set_open_event()
 
     def _on_global_request(self, event: ev.GlobalRequestReceived) -> None:
         assert self.server_object is not None

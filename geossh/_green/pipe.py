@@ -25,16 +25,20 @@ class PipeTimeout(OSError):
 
 
 class ByteBuffer:
-    """An in-memory byte stream with a blocking ``read``."""
+    """An in-memory byte stream with a blocking ``read``.
+
+    The chunk queue exists only while bytes are buffered and the event only
+    once a reader waited, so an idle channel's buffers cost about 100 bytes.
+    """
 
     __slots__ = ("_chunks", "_closed", "_event", "_offset", "_reading", "_size", "on_change")
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes] | None = None  # None while empty
         self._offset = 0  # consumed bytes of _chunks[0]
         self._size = 0
         self._closed = False
-        self._event = Event()
+        self._event: Event | None = None  # created by the first wait
         self._reading = False
         self.on_change: Callable[[], None] | None = None
 
@@ -49,30 +53,33 @@ class ByteBuffer:
     def feed(self, data: bytes) -> None:
         """Append data and wake the reader."""
         if data:
-            self._chunks.append(data)
-            self._size += len(data)
-            self._event.set()
-            if self.on_change is not None:
-                self.on_change()
+            self.feed_many((data,))
 
     def feed_many(self, parts: Iterable[bytes]) -> None:
         """Append several chunks in order and wake the reader once."""
         chunks = self._chunks
+        if chunks is None:
+            chunks = self._chunks = deque()
         size = self._size
         for data in parts:
             if data:
                 chunks.append(data)
                 size += len(data)
-        if size != self._size:
-            self._size = size
+        if size == self._size:
+            if not size:
+                self._chunks = None
+            return
+        self._size = size
+        if self._event is not None:
             self._event.set()
-            if self.on_change is not None:
-                self.on_change()
+        if self.on_change is not None:
+            self.on_change()
 
     def close(self) -> None:
         """Mark EOF; a blocked reader drains what is left, then gets b""."""
         self._closed = True
-        self._event.set()
+        if self._event is not None:
+            self._event.set()
         if self.on_change is not None:
             self.on_change()
 
@@ -88,8 +95,12 @@ class ByteBuffer:
             raise ConcurrentObjectUseError("another greenlet is already reading this channel")
         self._reading = True
         try:
-            self._event.clear()
-            return bool(self._event.wait(timeout)) or bool(self._size) or self._closed
+            event = self._event
+            if event is None:
+                event = self._event = Event()
+            else:
+                event.clear()
+            return bool(event.wait(timeout)) or bool(self._size) or self._closed
         finally:
             self._reading = False
 
@@ -112,6 +123,7 @@ class ByteBuffer:
 
     def _take(self, nbytes: int) -> bytes:
         chunks = self._chunks
+        assert chunks is not None  # _size > 0
         first = chunks[0]
         start = self._offset
         available = len(first) - start
@@ -134,8 +146,7 @@ class ByteBuffer:
             self._offset = start + nbytes
         self._size -= len(data)
         if not self._size:
-            if not self._closed:
-                self._event.clear()
+            self._chunks = None
             if self.on_change is not None:
                 self.on_change()
         return data

@@ -187,7 +187,7 @@ class ServerPreferences:
         ))  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Negotiated:
     """The outcome of one algorithm negotiation."""
 
@@ -207,7 +207,7 @@ class Negotiated:
 def _choose(category: str, client: list[str], server: list[str]) -> str:
     for name in client:
         if name in server and name not in MARKERS:
-            return name
+            return server[server.index(name)]  # ours: shared by every connection
     raise IncompatiblePeer(f"Incompatible ssh peer (no acceptable {category})")
 
 

@@ -110,6 +110,16 @@ class ChannelState:
 class ChannelLayer:
     """The channel table and global requests of one connection."""
 
+    __slots__ = (
+        "_incoming_global",
+        "_next_id",
+        "_pending_global_replies",
+        "channels",
+        "config",
+        "events",
+        "transport",
+    )
+
     def __init__(self, config: ServerConfig, transport: TransportLayer, events: deque[Event]):
         self.config = config
         self.transport = transport

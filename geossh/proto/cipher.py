@@ -208,6 +208,9 @@ class PacketProtection:
         """Verify and decrypt one whole wire packet."""
         return bytes(data), 4
 
+    def compact(self) -> None:
+        """Free what the next packet can rebuild (the connection went idle)."""
+
 
 class ChaCha20Poly1305(PacketProtection):
     """chacha20-poly1305@openssh.com.
@@ -267,18 +270,30 @@ class ChaCha20Poly1305(PacketProtection):
 
 
 class AesGcm(PacketProtection):
-    """aes128/256-gcm@openssh.com: length as AAD, IV counter per packet."""
+    """aes128/256-gcm@openssh.com: length as AAD, IV counter per packet.
 
-    __slots__ = ("_aead", "_counter", "_fixed")
+    The ``AESGCM`` object (about 2.3 KB of OpenSSL state) is dropped by
+    ``compact`` and rebuilt from the key by the next packet (about 1 µs).
+    """
+
+    __slots__ = ("_aead", "_counter", "_fixed", "_key")
 
     block_size = 16
     aad_len = 4
     tag_size = AEAD_TAG_SIZE
 
     def __init__(self, key: bytes, iv: bytes) -> None:
-        self._aead = AESGCM(key)
+        self._key = key
+        self._aead: AESGCM | None = AESGCM(key)
         self._fixed = iv[:4]
         self._counter = int.from_bytes(iv[4:], "big")
+
+    def compact(self) -> None:
+        self._aead = None
+
+    def _rebuild(self) -> AESGCM:
+        self._aead = aead = AESGCM(self._key)
+        return aead
 
     def _nonce(self) -> bytes:
         counter = self._counter
@@ -287,14 +302,16 @@ class AesGcm(PacketProtection):
 
     def seal(self, seq: int, packet: bytes) -> bytes:
         head = packet[:4]
-        return head + self._aead.encrypt(self._nonce(), memoryview(packet)[4:], head)
+        aead = self._aead or self._rebuild()
+        return head + aead.encrypt(self._nonce(), memoryview(packet)[4:], head)
 
     def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
         view = memoryview(data)
         counter = self._counter
         self._counter = (counter + 1) & _MASK64
+        aead = self._aead or self._rebuild()
         try:
-            plain = self._aead.decrypt(_GCM_NONCE.pack(self._fixed, counter), view[4:], view[:4])
+            plain = aead.decrypt(_GCM_NONCE.pack(self._fixed, counter), view[4:], view[:4])
         except InvalidTag:
             raise MACError("aes-gcm tag mismatch") from None
         return plain, 0

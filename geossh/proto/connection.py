@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import cast
 
 from geossh.errors import RemoteProtocolError
 from geossh.proto.auth import AuthLayer
@@ -51,12 +52,27 @@ PREAUTH_MAX_PACKET = 64 * 1024
 class Connection:
     """The protocol core of one server-side connection."""
 
+    __slots__ = (
+        "_checked_at",
+        "_events",
+        "_pending_error",
+        "_preauth_limit",
+        "auth",
+        "channels",
+        "config",
+        "errored",
+        "transport",
+    )
+
     def __init__(self, config: ServerConfig, now: float) -> None:
         self.config = config
-        self._events: deque[Event] = deque()
-        self.transport = TransportLayer(config, self._events, now)
-        self.auth = AuthLayer(config, self.transport, self._events)
-        self.channels = ChannelLayer(config, self.transport, self._events)
+        # A list, not a deque: it is almost always empty, and an empty deque
+        # costs 600 bytes per connection. The layers only append to it.
+        self._events: list[Event] = []
+        sink = cast("deque[Event]", self._events)
+        self.transport = TransportLayer(config, sink, now)
+        self.auth = AuthLayer(config, self.transport, sink)
+        self.channels = ChannelLayer(config, self.transport, sink)
         self.errored = False
         self._pending_error: RemoteProtocolError | None = None
         self._checked_at = -1.0  # the ``now`` the deadlines were last checked at
@@ -93,11 +109,23 @@ class Connection:
         """Free the receive room kept for a stream (an idle connection holds none)."""
         self.transport.reader.release()
 
+    def idle(self) -> None:
+        """The peer went quiet: free what the next packet can rebuild.
+
+        The receive room, and (once authenticated: the connection may stay
+        open for long) cipher state that is cheap to recreate.
+        """
+        transport = self.transport
+        transport.reader.release()
+        if self.auth.authenticated:
+            transport.reader.compact()
+            transport.writer.compact()
+
     def next_event(self) -> Event | None:
         """The next event, or None when more data is needed."""
         events = self._events
         if events:
-            return events.popleft()
+            return events.pop(0)
         if self.errored:
             return None
         if self._pending_error is not None:
@@ -112,10 +140,10 @@ class Connection:
         except RemoteProtocolError as exc:
             if events:  # data decoded before the violation is delivered first
                 self._pending_error = exc
-                return events.popleft()
+                return events.pop(0)
             self.errored = True
             raise
-        return events.popleft() if events else None
+        return events.pop(0) if events else None
 
     def _decode_until_event(self) -> None:
         """Decode packets until one produced an event.

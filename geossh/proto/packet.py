@@ -63,6 +63,16 @@ class _Direction:
     keys), ``packets_since_keys``, and ``keyed`` (``set_keys`` was called).
     """
 
+    __slots__ = (
+        "_authenticated",
+        "_compression",
+        "_protection",
+        "bytes_since_keys",
+        "keyed",
+        "packets_since_keys",
+        "sequence",
+    )
+
     def __init__(self) -> None:
         self.sequence = 0
         self.bytes_since_keys = 0
@@ -70,6 +80,11 @@ class _Direction:
         self.keyed = False
         self._compression = compression.NONE
         self._authenticated = False
+        self._protection = PacketProtection()
+
+    def compact(self) -> None:
+        """Free cipher state the next packet can rebuild (the connection went idle)."""
+        self._protection.compact()
 
     def reset_sequence(self) -> None:
         """Strict kex: the next packet gets sequence number 0."""
@@ -113,6 +128,17 @@ class _Direction:
 class PacketReader(_Direction):
     """Inbound packets: bytes in through ``feed``, payloads out of ``next_packet``."""
 
+    __slots__ = (
+        "_buf",
+        "_decompressor",
+        "_end",
+        "_error",
+        "_keep",
+        "_pending",
+        "_pos",
+        "max_packet_size",
+    )
+
     def __init__(self, max_packet_size: int = MAX_PACKET_SIZE) -> None:
         super().__init__()
         self.max_packet_size = max_packet_size
@@ -121,7 +147,6 @@ class PacketReader(_Direction):
         self._end = 0  # end of the received bytes (``_buf`` may have room after it)
         self._keep = False  # keep ``_buf``'s capacity when drained (``receive_buffer``)
         self._pending = -1  # length of the packet whose head was read, else -1
-        self._protection = PacketProtection()
         self._decompressor: compression.Decompressor | None = None
         self._error: RemoteProtocolError | None = None
 
@@ -286,9 +311,10 @@ class PacketReader(_Direction):
 class PacketWriter(_Direction):
     """Outbound packets: ``encode(payload)`` returns one complete wire packet."""
 
+    __slots__ = ("_compressor",)
+
     def __init__(self) -> None:
         super().__init__()
-        self._protection = PacketProtection()
         self._compressor: compression.Compressor | None = None
 
     def set_keys(self, keys: DirectionKeys) -> None:
