@@ -37,8 +37,12 @@ SMALL_READ = 32 * 1024
 # After a read shorter than this (a handshake message, a request) the next
 # read waits for the socket to become readable instead of trying first.
 DRAINED_BELOW = 4096
-# A streaming connection gives its receive buffer back after this long idle.
-IDLE_RELEASE = 1.0
+# After this long without input a connection frees what it can rebuild; so
+# does one that waits after a short read with less than QUIET_BELOW bytes moved
+# since its previous such wait (a busy one never does: nothing is rebuilt
+# while data flows).
+IDLE_AFTER = 0.25
+QUIET_BELOW = 64 * 1024
 HIGH_WATER = 1 << 20  # encoded bytes waiting behind a blocked writer
 # An application greenlet that wrote this much since it last yielded yields
 # once (gevent.sleep(0)) after its flush, so bulk senders take turns in small
@@ -70,7 +74,9 @@ class SocketPump:
         "_flush_scheduled",
         "_green",
         "_hub",
+        "_idle",
         "_progress",
+        "_quiet_mark",
         "_run_greenlet",
         "_streaming",
         "_unyielded",
@@ -111,6 +117,8 @@ class SocketPump:
         self._green = isinstance(sock, gevent.socket.socket)
         self._streaming = False  # reading into the core's buffer (see ``_receive``)
         self._drained = False  # the last read was short: wait before reading again
+        self._idle = False  # freed what it could since the last input (see IDLE_AFTER)
+        self._quiet_mark = 0  # bytes_in + bytes_out at the last wait after a short read
         self._run_greenlet: Any = None
         self._unyielded = 0  # bytes written by application greenlets since one yielded
         self._hub = gevent.get_hub()
@@ -158,7 +166,14 @@ class SocketPump:
         while True:
             if self._drained:  # a short read emptied the socket: a new try would fail
                 self._drained = False
-                self.conn.idle()
+                moved = self.bytes_in + self.bytes_out
+                if moved - self._quiet_mark < QUIET_BELOW and not self._idle:
+                    # Little traffic since the last such wait (a handshake, a
+                    # request, a keystroke): free now what the next packet can
+                    # rebuild, so other connections reuse the memory at once.
+                    self._idle = True
+                    self.conn.idle()
+                self._quiet_mark = moved
                 if not self._wait_readable():
                     return False
             count = self._read_nowait()
@@ -188,6 +203,7 @@ class SocketPump:
                 data = scratch[:count].tobytes()
                 self.bytes_in += count
                 conn.receive_data(data, time.monotonic())
+                self._idle = False
                 self._streaming = count == SMALL_READ
                 # A message-sized read: the peer now waits for our answer.
                 self._drained = count < DRAINED_BELOW
@@ -201,21 +217,24 @@ class SocketPump:
         if count:
             self.bytes_in += count
             conn.received(count, time.monotonic())
+            self._idle = False
         return int(count)
 
     def _wait_readable(self) -> bool:
         """Wait until the socket is readable; False when a deadline passed first.
 
-        A connection that was streaming gives its receive buffer back after
-        ``IDLE_RELEASE`` seconds without input. The deadline is a bare loop
-        timer that throws into this greenlet (what ``gevent.Timeout`` does,
-        at half its memory while parked, and a fifth of its cost).
+        After ``IDLE_AFTER`` seconds without input the connection gives back
+        what its next packet can rebuild (``Connection.idle``: the receive
+        buffer of a stream, cipher state); a busy connection never pauses
+        that long, so nothing is rebuilt while it streams. Deadlines are bare
+        loop timers that throw into this greenlet (what ``gevent.Timeout``
+        does, at half its memory while parked and a fifth of its cost).
         """
         deadline = self._deadline()
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            idle_cap = self._streaming and (timeout is None or timeout > IDLE_RELEASE)
-            seconds = IDLE_RELEASE if idle_cap else timeout
+            idle_cap = not self._idle and (timeout is None or timeout > IDLE_AFTER)
+            seconds = IDLE_AFTER if idle_cap else timeout
             if seconds is None:
                 wait_watcher(self.sock._read_event)  # raises if the socket is closed
                 return True
@@ -232,8 +251,9 @@ class SocketPump:
                 timer.close()
             if not idle_cap:
                 return False
+            self._idle = True
             self._streaming = False
-            self.conn.release_buffer()
+            self.conn.idle()
 
     def _deadline(self) -> float | None:
         deadline = self.conn.deadline()
@@ -296,10 +316,13 @@ class SocketPump:
             while self._writing and self._backlog_size > HIGH_WATER:
                 self.wait_progress()
             return
+        self._write(self._take())
+
+    def _write(self, data: bytes) -> None:
+        """Write ``data`` and then whatever is queued meanwhile (may block this greenlet)."""
         self._writing = True
         written = 0
         try:
-            data = self._take()
             while data:
                 self.bytes_out += len(data)
                 written += len(data)
@@ -328,13 +351,20 @@ class SocketPump:
         """
         if self._write_error is not None:
             return
+        if self._writing:
+            self.flush()  # the writer takes it (we may wait behind it)
+            return
         data = self.conn.data_to_send()
+        if self._backlog_size + len(data) >= FLUSH_NOW and gevent.getcurrent() is not self._hub:
+            if self._backlog:
+                self._backlog.append(data)
+                data = self._take()
+            self._write(data)
+            return
         if data:
             self._backlog.append(data)
             self._backlog_size += len(data)
-        if self._backlog_size >= FLUSH_NOW and gevent.getcurrent() is not self._hub:
-            self.flush()
-        elif self._backlog and not self._flush_scheduled:
+        if self._backlog and not self._flush_scheduled:
             self._flush_scheduled = True
             self._hub.loop.run_callback(self._deferred_flush)
 
