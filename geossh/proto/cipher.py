@@ -208,6 +208,10 @@ class PacketProtection:
         """Verify and decrypt one whole wire packet."""
         return bytes(data), 4
 
+    def open_at(self, seq: int, view: memoryview, pos: int, total: int) -> tuple[bytes, int]:
+        """``open`` of the ``total``-byte packet at ``view[pos:]`` (one slice less)."""
+        return self.open(seq, view[pos : pos + total])
+
     def compact(self) -> None:
         """Free what the next packet can rebuild (the connection went idle)."""
 
@@ -242,16 +246,19 @@ class ChaCha20Poly1305(PacketProtection):
         return main.update(_ZERO_BLOCK)[:32]
 
     def seal(self, seq: int, packet: bytes) -> bytes:
+        # Length, body and tag are written into one buffer: no join, and one
+        # Poly1305 call over the contiguous ``length || ciphertext``.
         nonce = _CHACHA_NONCE.pack(seq)
         header = self._header
         header.reset_nonce(nonce)
-        view = memoryview(packet)
-        length = header.update(view[:4])
-        poly = Poly1305(self._poly_key(nonce))
-        body = self._main.update(view[4:])
-        poly.update(length)
-        poly.update(body)
-        return b"".join((length, body, poly.finalize()))
+        size = len(packet)
+        wire = bytearray(size + AEAD_TAG_SIZE)
+        with memoryview(packet) as view, memoryview(wire) as out:
+            out[:4] = header.update(view[:4])
+            poly_key = self._poly_key(nonce)
+            self._main.update_into(view[4:], out[4:])
+            out[size:] = Poly1305.generate_tag(poly_key, out[:size])
+        return wire  # type: ignore[return-value]  # a bytearray: bytes-like, not copied
 
     def packet_length(self, seq: int, head: Buffer) -> int:
         header = self._header
@@ -260,13 +267,16 @@ class ChaCha20Poly1305(PacketProtection):
 
     def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
         view = memoryview(data)
-        end = len(view) - AEAD_TAG_SIZE
+        return self.open_at(seq, view, 0, len(view))
+
+    def open_at(self, seq: int, view: memoryview, pos: int, total: int) -> tuple[bytes, int]:
+        end = pos + total - AEAD_TAG_SIZE
         poly_key = self._poly_key(_CHACHA_NONCE.pack(seq))
         try:
-            Poly1305.verify_tag(poly_key, view[:end], bytes(view[end:]))
+            Poly1305.verify_tag(poly_key, view[pos:end], bytes(view[end : pos + total]))
         except InvalidSignature:
             raise MACError("chacha20-poly1305 tag mismatch") from None
-        return self._main.update(view[4:end]), 0
+        return self._main.update(view[pos + 4 : end]), 0
 
 
 class AesGcm(PacketProtection):
@@ -307,11 +317,18 @@ class AesGcm(PacketProtection):
 
     def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
         view = memoryview(data)
+        return self.open_at(seq, view, 0, len(view))
+
+    def open_at(self, seq: int, view: memoryview, pos: int, total: int) -> tuple[bytes, int]:
         counter = self._counter
         self._counter = (counter + 1) & _MASK64
         aead = self._aead or self._rebuild()
         try:
-            plain = aead.decrypt(_GCM_NONCE.pack(self._fixed, counter), view[4:], view[:4])
+            plain = aead.decrypt(
+                _GCM_NONCE.pack(self._fixed, counter),
+                view[pos + 4 : pos + total],
+                view[pos : pos + 4],
+            )
         except InvalidTag:
             raise MACError("aes-gcm tag mismatch") from None
         return plain, 0

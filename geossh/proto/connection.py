@@ -221,13 +221,14 @@ class Connection:
     # -- timers -------------------------------------------------------------------
     def deadline(self) -> float | None:
         """The next time ``handle_timer`` must be called, or None."""
-        if self.closed or self.errored:
+        if self.errored or self.transport.closed:
             return None
-        candidates = [self.transport.deadline()]
+        deadline = self.transport.deadline()
         if not self.auth.authenticated:
-            candidates.append(self.auth.deadline())
-        times = [t for t in candidates if t is not None]
-        return min(times) if times else None
+            auth = self.auth.deadline()
+            if auth is not None and (deadline is None or auth < deadline):
+                deadline = auth
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         """Handle expired deadlines; raises ``RemoteProtocolError`` on a timeout."""

@@ -281,7 +281,7 @@ class PacketReader(_Direction):
         """Verify, decrypt and consume the complete packet at ``pos``."""
         seq = self.sequence
         with memoryview(self._buf) as view:
-            plain, start = protection.open(seq, view[pos : pos + total])
+            plain, start = protection.open_at(seq, view, pos, total)
         padding = plain[start]
         if padding < _MIN_PADDING or padding >= length:
             raise RemoteProtocolError(f"bad padding length {padding} in a {length}-byte packet")
