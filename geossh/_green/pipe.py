@@ -5,7 +5,9 @@ steal the first one's data unpredictably). Waiting blocks only the calling
 greenlet; ``close`` wakes it. ``on_change`` is called when the buffer
 becomes readable, drained or closed (it drives ``Channel.fileno``). Memory
 is bounded by the channel window, not here: the peer may not send more
-than we granted.
+than we granted. Chunks may be bytes or memoryviews of immutable bytes
+(bulk data arrives as views of the decrypted packet); a read always
+returns ``bytes``, gathering the whole chunks that fit in one copy.
 """
 
 from __future__ import annotations
@@ -15,9 +17,6 @@ from collections.abc import Callable, Iterable
 
 from gevent.event import Event
 from gevent.exceptions import ConcurrentObjectUseError
-
-#: Chunks at least this big are returned on their own rather than joined.
-GATHER_BELOW = 16 * 1024
 
 
 class PipeTimeout(OSError):
@@ -34,7 +33,7 @@ class ByteBuffer:
     __slots__ = ("_chunks", "_closed", "_event", "_offset", "_reading", "_size", "on_change")
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] | None = None  # None while empty
+        self._chunks: deque[bytes | memoryview] | None = None  # None while empty
         self._offset = 0  # consumed bytes of _chunks[0]
         self._size = 0
         self._closed = False
@@ -127,23 +126,24 @@ class ByteBuffer:
         first = chunks[0]
         start = self._offset
         available = len(first) - start
-        if nbytes >= available:
-            data = first[start:] if start else first
+        if nbytes < available:
+            data = bytes(first[start : start + nbytes])
+            self._offset = start + nbytes
+        else:
             chunks.popleft()
             self._offset = 0
-            # A big chunk is returned whole (no copy); small ones are gathered
-            # while they fit, so a read of many small messages needs one call.
-            if nbytes > available and chunks and available < GATHER_BELOW:
-                parts = [data]
+            piece = first[start:] if start else first
+            if nbytes > available and chunks and len(chunks[0]) <= nbytes - available:
+                # Whole chunks that fit are gathered: one read, one copy.
+                parts = [piece]
                 got = available
-                while chunks and len(chunks[0]) < GATHER_BELOW and got + len(chunks[0]) <= nbytes:
+                while chunks and got + len(chunks[0]) <= nbytes:
                     chunk = chunks.popleft()
                     parts.append(chunk)
                     got += len(chunk)
                 data = b"".join(parts)
-        else:
-            data = first[start : start + nbytes]
-            self._offset = start + nbytes
+            else:
+                data = bytes(piece)  # a no-op for bytes; copies a memoryview
         self._size -= len(data)
         if not self._size:
             self._chunks = None

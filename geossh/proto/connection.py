@@ -181,7 +181,9 @@ class Connection:
                         run = []
                     if not run:
                         run_id, run_stream, run_at = local_id, stream, len(events)
-                    run.append(bytes(payload[offset:]))  # payload may be a memoryview
+                    # A memoryview of the fresh plaintext for bulk data (no copy):
+                    # the channel's buffer copies once, when the application reads.
+                    run.append(payload[offset:])
                     continue
                 if run:
                     events.insert(run_at, _data_event(run_id, run, run_stream))

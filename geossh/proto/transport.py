@@ -95,6 +95,10 @@ class KexState(enum.Enum):
     AWAIT_NEWKEYS = "await-newkeys"
 
 
+# The peer sends higher-layer messages freely in these states (after the initial kex).
+_PEER_QUIET = (KexState.IDLE, KexState.KEXINIT_SENT)
+
+
 class _HostKeySigner:
     """Signs the exchange hash with the host key of the negotiated algorithm."""
 
@@ -170,20 +174,28 @@ class TransportLayer:
 
     def next_packet(self) -> tuple[int, bytes] | None:
         """Decode packets until one is not the transport's own; None if none is ready."""
+        reader = self.reader
         while not self.closed:
             if self._failure is not None:
                 raise self._failure
             if self.client_version is None:
                 return None
-            packet = self.reader.next_packet()
+            packet = reader.next_packet()
             if packet is None:
                 return None
             seq, payload = packet
             if not payload:
                 raise RemoteProtocolError("empty packet")
+            state = self.kex_state
+            if payload[0] >= 50 and self.initial_kex_done and state in _PEER_QUIET:
+                # A higher layer's message while the peer is not exchanging
+                # keys (the data path): nothing for ``_handle_own`` to check.
+                if reader.bytes_since_keys > self.config.rekey_bytes:
+                    self._check_rekey_volume(self.now)
+                return packet
             if not self._handle_own(seq, payload):
                 self._check_rekey_volume(self.now)
-                return seq, payload
+                return packet
             if self.events:
                 return None  # let the driver see it before the next packet is read
         return None
