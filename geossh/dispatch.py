@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent.pool
+from gevent.event import Event
 
 from geossh.callbacks import (
     answer_channel_request,
@@ -43,6 +44,16 @@ class _RefuseHandler:
         """Nothing to release."""
 
 
+class ReplyWaiter(Event):  # type: ignore[misc]
+    """Waits for the reply to one global request we sent (``reply`` once it came)."""
+
+    __slots__ = ("reply",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reply: ev.GlobalReplyReceived | None = None
+
+
 class EventDispatch:
     """Handlers for every core event (see ``_event_handlers`` at the end)."""
 
@@ -50,11 +61,10 @@ class EventDispatch:
     _conn: Any
     _auth: Any
     _channels: dict[int, Channel]
-    _accept_event: Any
-    _kex_event: Any
+    _accept_event: Event | None
+    _kex_event: Event | None
     _handler_greenlets: Any
-    _global_replies: list[Any]
-    _global_results: dict[Any, ev.GlobalReplyReceived]
+    _global_replies: list[ReplyWaiter] | None
     logger: Any
     server_object: ServerInterface | None
     server_accepts: list[Channel]
@@ -62,6 +72,29 @@ class EventDispatch:
     on_authenticated: Any
     active: bool
     _flush: Callable[[], None]
+
+    # -- waiters, created by the greenlets that wait --------------------------------
+    def _kex_waiter(self) -> Event:
+        """The event the next completed key exchange sets (cleared now)."""
+        if self._kex_event is None:
+            self._kex_event = Event()
+        else:
+            self._kex_event.clear()
+        return self._kex_event
+
+    def _wake_kex(self) -> None:
+        if self._kex_event is not None:
+            self._kex_event.set()
+
+    def _wake_accept(self) -> None:
+        if self._accept_event is not None:
+            self._accept_event.set()
+
+    def _expect_global_reply(self, waiter: ReplyWaiter) -> None:
+        """Queue ``waiter`` for the reply to the global request about to be sent."""
+        if self._global_replies is None:
+            self._global_replies = []
+        self._global_replies.append(waiter)
 
     def _dispatch(self, event: ev.Event) -> None:
         handler = self._event_handlers.get(type(event))
@@ -97,7 +130,7 @@ class EventDispatch:
             self.initial_kex_done = True
             if self.completion_event is not None:
                 self.completion_event.set()
-        self._kex_event.set()
+        self._wake_kex()
 
     def _on_disconnect(self, event: ev.DisconnectReceived) -> None:
         self.logger.info("Disconnect (code %d): %s", event.code, event.description)
@@ -135,7 +168,7 @@ class EventDispatch:
             return
         self._conn.channels.accept_channel(chanid)
         self.server_accepts.append(chan)
-        self._accept_event.set()
+        self._wake_accept()
         self.logger.debug("Secsh channel %d (%s) opened.", chanid, event.kind)
 
     def _start_channel_handler(self, server: ServerInterface, chan: Channel) -> bool:
@@ -247,7 +280,7 @@ class EventDispatch:
     def _on_global_reply(self, event: ev.GlobalReplyReceived) -> None:
         if self._global_replies:
             waiter = self._global_replies.pop(0)
-            self._global_results[waiter] = event
+            waiter.reply = event
             waiter.set()
 
     _event_handlers: dict[type, Any] = {

@@ -26,10 +26,8 @@ import dataclasses
 import time
 from typing import Any
 
-from gevent.event import Event
-
 from geossh.common import OPEN_FAILED_RESOURCE_SHORTAGE
-from geossh.dispatch import EventDispatch
+from geossh.dispatch import EventDispatch, ReplyWaiter
 from geossh.proto import events as ev
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import (
@@ -43,18 +41,6 @@ from geossh.proto.constants import (
 MIN_PACKET_LIMIT = 35000
 #: Largest ``max_packet_size`` geossh accepts as a setting.
 MAX_PACKET_LIMIT = 1 << 20
-
-
-class _AliveReply(Event):  # type: ignore[misc]
-    """Our keepalive's place in the global-reply queue; its reply is dropped."""
-
-    def __init__(self, results: dict[Any, Any]) -> None:
-        super().__init__()
-        self._results = results
-
-    def set(self) -> None:
-        self._results.pop(self, None)
-        super().set()
 
 
 class ConnectionLimits:
@@ -75,9 +61,8 @@ class ConnectionLimits:
     _conn: Any
     _pump: Any
     _channels: dict[int, Any]
-    _global_replies: list[Event]
-    _global_results: dict[Event, Any]
     server_accepts: list[Any]
+    _expect_global_reply: Any
     logger: Any
     authenticated: bool
     initial_kex_done: bool
@@ -104,6 +89,15 @@ class ConnectionLimits:
                 f"(RFC 4253 §6.1), got {self.max_packet_size}"
             )
         config: ServerConfig = super()._server_config()  # type: ignore[misc]
+        return config  # cached: see TransportSettings._server_config
+
+    def _config_key(self) -> tuple[object, ...]:
+        key: tuple[object, ...] = super()._config_key()  # type: ignore[misc]
+        limits = (self.max_packet_size, self.max_version_line, self.max_pre_version_lines)
+        return (*key, *limits, self.max_pending_global_requests)
+
+    def _build_server_config(self) -> ServerConfig:
+        config: ServerConfig = super()._build_server_config()  # type: ignore[misc]
         return dataclasses.replace(
             config,
             max_packet_size=self.max_packet_size,
@@ -168,7 +162,7 @@ class ConnectionLimits:
                 return
             self._alive_missed += 1
             self._last_input = now
-            self._global_replies.append(_AliveReply(self._global_results))
+            self._expect_global_reply(ReplyWaiter())  # its reply is dropped
             self._conn.channels.send_global_request("keepalive@openssh.com", True)
         unused, limit = self._unused_since, self.unused_connection_timeout
         if limit > 0 and unused is not None and not self._channels and now >= unused + limit:

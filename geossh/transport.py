@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import socket as stdlib_socket
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -35,12 +36,11 @@ from geossh.common import (
     DEFAULT_MAX_PACKET_SIZE,
     DEFAULT_WINDOW_SIZE,
 )
-from geossh.dispatch import EventDispatch
+from geossh.dispatch import EventDispatch, ReplyWaiter
 from geossh.errors import ChannelException, RemoteProtocolError, SSHException
 from geossh.limits import ConnectionLimits
 from geossh.message import Message
 from geossh.pkey import PKey
-from geossh.proto import events as ev
 from geossh.proto import wire
 from geossh.proto.connection import Connection
 from geossh.proto.constants import DisconnectReason
@@ -83,6 +83,81 @@ def _cooperative(sock: Any) -> tuple[Any, Any]:
 class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingContextManager):
     """One SSH connection, server side (paramiko.Transport)."""
 
+    # Slots, not a dict: an idle connection's 60-entry instance dict cost 1.6 KB.
+    # The mixins have no slots, so an instance ``__dict__`` (created on first
+    # use) keeps every other attribute settable: instance overrides of the
+    # class-level limits, attributes of subclasses and applications.
+    __slots__ = (
+        "_accept_event",
+        "_alive_missed",
+        "_auth",
+        "_channels",
+        "_close_callbacks",
+        "_conn",
+        "_conn_id",
+        "_global_replies",
+        "_greenlet",
+        "_handler_greenlets",
+        "_hexdump",
+        "_keepalive",
+        "_kex_event",
+        "_last_input",
+        "_last_keepalive",
+        "_linger",
+        "_log_name",
+        "_name",
+        "_no_more_sessions",
+        "_original_sock",
+        "_pump",
+        "_seen_in",
+        "_started_at",
+        "_unused_since",
+        "active",
+        "advertise_strict_kex",
+        "agreed_on_strict_kex",
+        "auth_method",
+        "auth_timeout",
+        "authenticated",
+        "banner_timeout",
+        "channel_timeout",
+        "clear_to_send_timeout",
+        "close_reason",
+        "completion_event",
+        "crashed",
+        "daemon",
+        "default_max_packet_size",
+        "default_window_size",
+        "disabled_algorithms",
+        "handshake_timeout",
+        "host_key_type",
+        "hostname",
+        "initial_kex_done",
+        "local_cipher",
+        "local_compression",
+        "local_mac",
+        "local_version",
+        "logger",
+        "max_auth_tries",
+        "max_channels",
+        "on_authenticated",
+        "peer_address",
+        "rekey_bytes",
+        "rekey_seconds",
+        "remote_cipher",
+        "remote_compression",
+        "remote_mac",
+        "remote_version",
+        "saved_exception",
+        "server_accepts",
+        "server_key_dict",
+        "server_mode",
+        "server_object",
+        "server_sig_algs",
+        "session_id",
+        "sock",
+        "subsystem_table",
+    )
+
     _PROTO_ID = "2.0"
     _CLIENT_ID = f"geossh_{__version__}"
 
@@ -110,7 +185,8 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self.server_sig_algs = server_sig_algs
         self.advertise_strict_kex = strict_kex
         self.agreed_on_strict_kex = False
-        self.local_version = f"SSH-{self._PROTO_ID}-{self._CLIENT_ID}"
+        # Interned: one string for every connection, not a copy each.
+        self.local_version = sys.intern(f"SSH-{self._PROTO_ID}-{self._CLIENT_ID}")
         self.remote_version = ""
         self.banner_timeout = 15.0
         self.handshake_timeout = 15.0
@@ -137,23 +213,24 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self.local_compression = self.remote_compression = "none"
         self.completion_event: Any = None
         self.saved_exception: BaseException | None = None
-        self.name = f"geossh.Transport-{id(self):x}"
+        self._name: str | None = None  # see ``name``
         self.daemon = True
         self._conn_id = next(_conn_ids)
         self._log_name = "geossh.transport"
         self._hexdump = False
         self._init_limits()
         self._channels: dict[int, Channel] = {}
-        self._accept_event = Event()
-        self._kex_event = Event()
-        self._global_replies: list[Event] = []
-        self._global_results: dict[Event, ev.GlobalReplyReceived] = {}
+        # Created by the first greenlet that waits for them (most never do).
+        self._accept_event: Event | None = None
+        self._kex_event: Event | None = None
+        self._global_replies: list[ReplyWaiter] | None = None  # oldest first
         self._greenlet: gevent.Greenlet[..., Any] | None = None
         self._conn: Connection = None  # type: ignore[assignment]
         self._pump: SocketPump | None = None
         self._linger = False  # drain input before closing (after our DISCONNECT)
         self._no_more_sessions = False
-        self._close_callbacks: list[Callable[[], Any]] | None = []  # None once ended
+        # A list once one is added; None once the connection ended.
+        self._close_callbacks: list[Callable[[], Any]] | tuple[()] | None = ()
         # Channel handlers (geossh.forward): a gevent.pool.Group once one is started.
         self._handler_greenlets: Any = ()
         # geossh.Server hooks: the client address from a PROXY protocol header
@@ -163,6 +240,15 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self.logger = _ConnLogger(logging.getLogger(self._log_name), {"prefix": self._prefix()})
 
     # -- identity and logging -------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The Thread API's name (``geossh.Transport-<id>`` unless set)."""
+        return self._name if self._name is not None else f"geossh.Transport-{id(self):x}"
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
+
     def _prefix(self) -> str:
         peer = self.getpeername()
         return f"conn={self._conn_id} {peer[0]}:{peer[1]}"
@@ -250,7 +336,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self._greenlet = gevent.spawn(self._run)
         if event is not None:
             return
-        self._kex_event.wait()
+        self._kex_waiter().wait()
         if not self.initial_kex_done:
             exc = self.get_exception()
             raise exc if exc is not None else SSHException("Negotiation failed.")
@@ -312,9 +398,9 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         for chan in list(self._channels.values()):
             chan._mark_closed()
         self._channels.clear()
-        self._accept_event.set()
-        self._kex_event.set()
-        for waiter in self._global_replies:
+        self._wake_accept()
+        self._wake_kex()
+        for waiter in self._global_replies or ():
             waiter.set()
         sockets = [sock for sock in (self.sock, self._original_sock) if sock is not None]
         if self._linger and self._pump is not None:
@@ -327,7 +413,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
             self.completion_event.set()
         if self._handler_greenlets:
             self._handler_greenlets.kill(block=False)
-        callbacks, self._close_callbacks = self._close_callbacks or [], None
+        callbacks, self._close_callbacks = self._close_callbacks or (), None
         for fn in callbacks:
             call(self.logger, fn, None)
 
@@ -335,8 +421,10 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         """Call ``fn()`` once when the connection ends (at once if it already has)."""
         if self._close_callbacks is None:
             call(self.logger, fn, None)
-        else:
+        elif isinstance(self._close_callbacks, list):
             self._close_callbacks.append(fn)
+        else:
+            self._close_callbacks = [fn]
 
     def close(self) -> None:
         """Send DISCONNECT (by application), close every channel and the socket."""
@@ -429,6 +517,8 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
     def accept(self, timeout: float | None = None) -> Channel | None:
         """The oldest channel the client opened; waits once, None on timeout or close."""
         if not self.server_accepts and self.active:
+            if self._accept_event is None:
+                self._accept_event = Event()
             self._accept_event.clear()
             self._accept_event.wait(timeout)
         if self.server_accepts:
@@ -508,15 +598,15 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         if not self.active:
             return None
         body = Message().add(*data).asbytes() if data else b""
-        waiter = Event() if wait else None
+        waiter = ReplyWaiter() if wait else None
         if waiter is not None:
-            self._global_replies.append(waiter)
+            self._expect_global_reply(waiter)
         self._conn.channels.send_global_request(kind, wait, body)
         self._flush()
         if waiter is None:
             return None
         waiter.wait()
-        reply = self._global_results.pop(waiter, None)
+        reply = waiter.reply
         if reply is None or not reply.success:
             return None
         return Message(reply.data)
@@ -533,10 +623,10 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         """Start a key re-exchange and wait for it to finish."""
         if not self.active:
             raise SSHException("SSH session not active")
-        self._kex_event.clear()
+        event = self._kex_waiter()
         self._conn.transport.start_rekey()
         self._flush()
-        self._kex_event.wait(self.clear_to_send_timeout)
+        event.wait(self.clear_to_send_timeout)
         if not self.active:
             raise SSHException("Negotiation failed.")
 
