@@ -95,8 +95,8 @@ class Channel(ClosingContextManager):
         # Set while a request callback for this channel runs (``_request_gate``).
         self._gate: Event | None = None
         self._gate_owner: Any = None
-        self._replies: list[list[Any]] = []  # [Event, result] per request sent
-        self._name = str(chanid)
+        self._replies: list[list[Any]] | None = None  # [Event, result] per request sent
+        self._name: str | None = None  # None: the channel id
         self._pipe: _ReadyPipe | None = None
         self._open_error: tuple[int, str] | None = None
 
@@ -160,7 +160,7 @@ class Channel(ClosingContextManager):
 
     def get_name(self) -> str:
         """The label used in log lines (``[chan <name>]``)."""
-        return self._name
+        return str(self.chanid) if self._name is None else self._name
 
     def set_name(self, name: str) -> None:
         """Set the label used in log lines."""
@@ -177,7 +177,7 @@ class Channel(ClosingContextManager):
 
     def _log(self, level: int, msg: str, *args: Any) -> None:
         if self.transport is not None:
-            self.transport.logger.log(level, "[chan %s] " + msg, self._name, *args)
+            self.transport.logger.log(level, "[chan %s] " + msg, self.get_name(), *args)
 
     # -- timeouts -------------------------------------------------------------------
     def settimeout(self, timeout: float | None) -> None:
@@ -375,6 +375,8 @@ class Channel(ClosingContextManager):
         except LocalProtocolError:
             return False
         if waiter is not None:
+            if self._replies is None:
+                self._replies = []
             self._replies.append(waiter)
         _flush_soon(transport)
         return True
@@ -535,6 +537,7 @@ class Channel(ClosingContextManager):
         self._set_open_event()
         while self._replies:
             self._replies.pop(0)[0].set()
+        self._replies = None
         self._update_pipe()
 
 

@@ -60,6 +60,7 @@ class EventDispatch:
     # The attributes and methods these handlers use belong to geossh.Transport.
     _conn: Any
     _auth: Any
+    _auth_bridge: Callable[[], Any]
     _channels: dict[int, Channel]
     _accept_event: Event | None
     _kex_event: Event | None
@@ -136,13 +137,14 @@ class EventDispatch:
         self.logger.info("Disconnect (code %d): %s", event.code, event.description)
 
     def _on_auth_service(self, event: ev.AuthServiceStarted) -> None:
-        self._auth.banner()
+        self._auth_bridge().banner()
 
     def _on_auth(self, event: ev.AuthRequested) -> None:
-        self._auth.handle(event)
+        self._auth_bridge().handle(event)
 
     def _on_auth_success(self, event: ev.AuthSucceeded) -> None:
         self.authenticated = True
+        self._auth = None  # the core ignores any further request (RFC 4252 §5.1)
         if self.on_authenticated is not None:
             call(self.logger, self.on_authenticated, None, self)
 

@@ -56,8 +56,12 @@ _MODULI_PATHS = ("/etc/ssh/moduli", "/usr/local/etc/moduli")
 class _ConnLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Prefixes log lines with ``[conn=N ip:port]``."""
 
+    def __init__(self, logger: logging.Logger, prefix: str) -> None:
+        super().__init__(logger, None)  # no ``extra`` dict: 180 bytes per connection
+        self.prefix = prefix
+
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['prefix']}] {msg}", kwargs  # type: ignore[index]
+        return f"[{self.prefix}] {msg}", kwargs
 
 
 def _cooperative(sock: Any) -> tuple[Any, Any]:
@@ -222,6 +226,8 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self._channels: dict[int, Channel] = {}
         # Created by the first greenlet that waits for them (most never do).
         self._accept_event: Event | None = None
+        # Lives from the client's service request until authentication succeeded.
+        self._auth: AuthBridge | None = None
         self._kex_event: Event | None = None
         self._global_replies: list[ReplyWaiter] | None = None  # oldest first
         self._greenlet: gevent.Greenlet[..., Any] | None = None
@@ -237,7 +243,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         # (reported by getpeername) and a callback run once authentication succeeds.
         self.peer_address: Any = None
         self.on_authenticated: Any = None
-        self.logger = _ConnLogger(logging.getLogger(self._log_name), {"prefix": self._prefix()})
+        self.logger = _ConnLogger(logging.getLogger(self._log_name), self._prefix())
 
     # -- identity and logging -------------------------------------------------
     @property
@@ -270,7 +276,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
     def set_log_channel(self, name: str) -> None:
         """Log under ``name`` instead of ``geossh.transport``."""
         self._log_name = name
-        self.logger = _ConnLogger(logging.getLogger(name), {"prefix": self._prefix()})
+        self.logger = _ConnLogger(logging.getLogger(name), self._prefix())
 
     def get_log_channel(self) -> str:
         """The logger name this transport uses."""
@@ -326,13 +332,10 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
             attach(self)
         self.active = True
         self.completion_event = event
-        self._conn = Connection(self._server_config(), time.monotonic())
-        self._started_at = self._last_input = time.monotonic()
-        self._auth = AuthBridge(self.server_object, self._conn.auth, self.logger)
-        self._auth.peer_address = str(self.getpeername()[0])
-        self._pump = SocketPump(
-            self.sock, self._conn, self._dispatch, self._timer_deadline, self._on_timer
-        )
+        now = time.monotonic()  # one float for every start time
+        self._conn = Connection(self._server_config(), now)
+        self._started_at = self._last_input = now
+        self._pump = SocketPump(self.sock, self._conn, self)
         self._greenlet = gevent.spawn(self._run)
         if event is not None:
             return
@@ -375,6 +378,14 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
             self._shutdown()
             if self.log_summary:
                 self.logger.info("Connection closed: %s", self.summary_text())
+
+    def _auth_bridge(self) -> AuthBridge:
+        """The authentication bridge, created when the client asks for the service."""
+        if self._auth is None:
+            assert self.server_object is not None
+            self._auth = AuthBridge(self.server_object, self._conn.auth, self.logger)
+            self._auth.peer_address = str(self.getpeername()[0])
+        return self._auth
 
     def _ended(self, reason: str) -> None:
         """Record why the connection ended (the first reason found wins)."""

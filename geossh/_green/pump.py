@@ -19,13 +19,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 import gevent.socket
 from gevent.event import Event as GreenEvent
-from gevent.socket import wait as wait_watcher
+from gevent.exceptions import ConcurrentObjectUseError
 
 from geossh.proto.connection import Connection
 from geossh.proto.events import Event
@@ -56,12 +55,24 @@ FLUSH_NOW = 64 * 1024
 _scratch = threading.local()  # .view: a SMALL_READ buffer for message-sized reads
 
 
+class PumpOwner(Protocol):
+    """What the pump calls back (``geossh.Transport``)."""
+
+    def _dispatch(self, event: Event) -> None:
+        """Handle one event of the core."""
+
+    def _timer_deadline(self) -> float | None:
+        """The owner's own next deadline (liveness timers), or None."""
+
+    def _on_timer(self, now: float) -> None:
+        """A deadline passed: act on the owner's timers."""
+
+
 class ConnectionEnded(Exception):
     """The peer closed the TCP connection."""
 
 
-class _ReadDeadline(Exception):
-    """Thrown into the reading greenlet when its deadline passed."""
+_TIMED_OUT = object()  # what the deadline timer wakes a parked reader with
 
 
 class SocketPump:
@@ -85,26 +96,15 @@ class SocketPump:
         "bytes_in",
         "bytes_out",
         "conn",
-        "dispatch",
         "ended",
-        "extra_deadline",
-        "on_timer",
+        "owner",
         "sock",
     )
 
-    def __init__(
-        self,
-        sock: Any,
-        conn: Connection,
-        dispatch: Callable[[Event], None],
-        extra_deadline: Callable[[], float | None] = lambda: None,
-        on_timer: Callable[[float], None] = lambda now: None,
-    ) -> None:
+    def __init__(self, sock: Any, conn: Connection, owner: PumpOwner) -> None:
         self.sock = sock
         self.conn = conn
-        self.dispatch = dispatch
-        self.extra_deadline = extra_deadline
-        self.on_timer = on_timer
+        self.owner = owner  # one reference, not three bound methods (64 bytes each)
         self.bytes_in = 0
         self.bytes_out = 0
         self._writing = False
@@ -132,7 +132,7 @@ class SocketPump:
             self.flush_soon()
             while not conn.closed:
                 if not self._receive():
-                    self.on_timer(time.monotonic())
+                    self.owner._on_timer(time.monotonic())
                     conn.handle_timer(time.monotonic())
                 self.drain_events()
                 if self._flush_scheduled or conn.closed:  # input kept coming, or the end
@@ -147,7 +147,7 @@ class SocketPump:
     def drain_events(self) -> None:
         """Hand every ready event to the dispatcher."""
         next_event = self.conn.next_event
-        dispatch = self.dispatch
+        dispatch = self.owner._dispatch
         event = next_event()
         while event is not None:
             dispatch(event)
@@ -226,38 +226,50 @@ class SocketPump:
         After ``IDLE_AFTER`` seconds without input the connection gives back
         what its next packet can rebuild (``Connection.idle``: the receive
         buffer of a stream, cipher state); a busy connection never pauses
-        that long, so nothing is rebuilt while it streams. Deadlines are bare
-        loop timers that throw into this greenlet (what ``gevent.Timeout``
-        does, at half its memory while parked and a fifth of its cost).
+        that long, so nothing is rebuilt while it streams.
         """
         deadline = self._deadline()
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             idle_cap = not self._idle and (timeout is None or timeout > IDLE_AFTER)
-            seconds = IDLE_AFTER if idle_cap else timeout
-            if seconds is None:
-                wait_watcher(self.sock._read_event)  # raises if the socket is closed
+            if self._park(IDLE_AFTER if idle_cap else timeout):
                 return True
-            # Not the socket's own timeout: other greenlets write to the same
-            # socket and must never inherit a read deadline.
-            timer = self._hub.loop.timer(seconds)
-            timer.start(gevent.getcurrent().throw, _ReadDeadline)
-            try:
-                wait_watcher(self.sock._read_event)
-                return True
-            except _ReadDeadline:
-                pass
-            finally:
-                timer.close()
             if not idle_cap:
                 return False
             self._idle = True
             self._streaming = False
             self.conn.idle()
 
+    def _park(self, seconds: float | None) -> bool:
+        """Wait until the socket is readable (True) or ``seconds`` passed (False).
+
+        What ``gevent.socket.wait`` does, leaner while parked: the greenlet's
+        own ``switch`` is the callback of the read watcher and of the deadline
+        (a bare loop timer, not the socket's timeout: other greenlets write to
+        the same socket and must never inherit a read deadline), with no
+        Waiter, Timeout or exception. A spurious wake-up only costs a read
+        that finds nothing. Raises if the socket is closed meanwhile (gevent
+        throws into the greenlet its read watcher would wake).
+        """
+        watcher = self.sock._read_event
+        if watcher.callback is not None:
+            raise ConcurrentObjectUseError(f"socket already read by {watcher.callback!r}")
+        switch = gevent.getcurrent().switch
+        timer = None
+        if seconds is not None:
+            timer = self._hub.loop.timer(seconds)
+            timer.start(switch, _TIMED_OUT)
+        watcher.start(switch)
+        try:
+            return self._hub.switch() is not _TIMED_OUT
+        finally:
+            watcher.stop()
+            if timer is not None:
+                timer.close()
+
     def _deadline(self) -> float | None:
         deadline = self.conn.deadline()
-        extra = self.extra_deadline()
+        extra = self.owner._timer_deadline()
         if extra is not None and (deadline is None or extra < deadline):
             deadline = extra
         return deadline
