@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 
 from geossh.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto import wire
@@ -69,6 +70,8 @@ MAX_BLOB = 32 * 1024  # public key / certificate blobs and signatures
 MAX_HOST_FIELD = 1024  # hostbased client host and user names
 
 Details = dict[str, object]
+# No pending request: one shared read-only mapping, not an empty dict per connection.
+_NO_REQUEST: Mapping[str, object] = MappingProxyType({})
 _NO_MORE = DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE
 
 
@@ -104,7 +107,7 @@ class AuthLayer:
         self.failures = 0
         self.requests = 0
         self.service_requests = 0
-        self._pending: Details = {}
+        self._pending: Mapping[str, object] = _NO_REQUEST
         self._interactive_rounds = 0
         self._expected_responses = 0
 
@@ -162,6 +165,7 @@ class AuthLayer:
         raw_user = reader.string()
         service = reader.ascii(MAX_NAME)
         method = reader.ascii(MAX_NAME)
+        method = _METHOD_NAMES.get(method, method)  # kept for the connection's life
         if service != "ssh-connection":
             raise RemoteProtocolError(
                 f"service {service!r} not available", DisconnectReason.SERVICE_NOT_AVAILABLE
@@ -339,7 +343,7 @@ class AuthLayer:
         ``RemoteProtocolError`` (NO_MORE_AUTH_METHODS_AVAILABLE) at the limit.
         """
         outcome = self.outcome(result)
-        pending, self._pending = self._pending, {}
+        pending, self._pending = self._pending, _NO_REQUEST
         self.state = AuthState.READY
         if outcome is Outcome.PK_OK:
             self.transport.send(
@@ -379,7 +383,7 @@ class AuthLayer:
         parts += [wire.string(b""), wire.u32(len(prompts))]
         for prompt, echo in prompts:
             parts += [wire.string(prompt), wire.boolean(echo)]
-        self._pending = {}
+        self._pending = _NO_REQUEST
         self._expected_responses = len(prompts)
         self.state = AuthState.INTERACTIVE
         self.transport.send(b"".join(parts))
@@ -393,7 +397,7 @@ class AuthLayer:
         pending = self._require_pending()
         if pending["method"] not in ("password", "password-change") or "rejected" in pending:
             raise LocalProtocolError("a password change may only answer a password request")
-        self._pending = {}
+        self._pending = _NO_REQUEST
         self.state = AuthState.READY
         if pending["method"] == "password-change":
             self._count_failure()
@@ -414,7 +418,7 @@ class AuthLayer:
         return self.transport.started_at + self.config.auth_timeout
 
     # -- helpers --------------------------------------------------------------
-    def _require_pending(self) -> Details:
+    def _require_pending(self) -> Mapping[str, object]:
         if self.state is not AuthState.DECIDING:
             raise LocalProtocolError("no authentication request is pending")
         return self._pending
@@ -458,6 +462,8 @@ _PARSERS: dict[str, Callable[[AuthLayer, wire.Reader, bytes], Details | str]] = 
     "keyboard-interactive": AuthLayer._parse_interactive,
     "hostbased": AuthLayer._parse_hostbased,
 }
+# Each known method name as one shared string (not a decoded copy per connection).
+_METHOD_NAMES = {name: name for name in _PARSERS}
 
 
 def _valid_username(raw: bytes, limit: int) -> str | None:

@@ -64,6 +64,18 @@ _U32 = struct.Struct(">I")
 _TWO_U32 = struct.Struct(">II")
 _DATA_OVERHEAD = 9  # msg byte, recipient, length
 _EXT_OVERHEAD = 13  # msg byte, recipient, data type, length
+# Known channel types as shared strings: an open channel keeps its type.
+_KINDS = {
+    kind: kind
+    for kind in (
+        "session",
+        "direct-tcpip",
+        "forwarded-tcpip",
+        "x11",
+        "auth-agent@openssh.com",
+        "direct-streamlocal@openssh.com",
+    )
+}
 SEND_LIMIT = 256 * 1024  # most data one ``send_data`` call queues
 
 
@@ -203,6 +215,7 @@ class ChannelLayer:
     def _on_open(self, payload: bytes) -> None:
         reader = wire.Reader(payload, 1)
         kind = reader.ascii(256)
+        kind = _KINDS.get(kind, kind)
         remote_id = reader.u32()
         window = reader.u32()
         max_packet = reader.u32()
