@@ -64,6 +64,7 @@ KEX_METHODS: dict[str, type[ServerKex]] = {
     )
 }
 
+
 def create_server_kex(name: str, ctx: KexContext) -> ServerKex:
     """Instantiate the server side of key-exchange method ``name``."""
     try:
