@@ -72,9 +72,7 @@ class TestServer(geossh.ServerInterface):
 
     def check_auth_password(self, username: str, password: str | bytes) -> int:
         self.events.append(("password", username))
-        ok = isinstance(password, str) and hmac.compare_digest(
-            password.encode(), PASSWORD.encode()
-        )
+        ok = isinstance(password, str) and hmac.compare_digest(password.encode(), PASSWORD.encode())
         return geossh.AUTH_SUCCESSFUL if ok and username == USER else geossh.AUTH_FAILED
 
     def check_auth_publickey(self, username: str, key: geossh.PKey) -> int:

@@ -18,6 +18,10 @@ from collections.abc import Callable, Iterable
 from gevent.event import Event
 from gevent.exceptions import ConcurrentObjectUseError
 
+#: A read gathers whole chunks up to this size: larger joins would be fresh
+#: mmap-sized allocations (page faults) costing more than the calls saved.
+GATHER_LIMIT = 64 * 1024
+
 
 class PipeTimeout(OSError):
     """A read timed out (paramiko.buffered_pipe.PipeTimeout)."""
@@ -133,11 +137,12 @@ class ByteBuffer:
             chunks.popleft()
             self._offset = 0
             piece = first[start:] if start else first
-            if nbytes > available and chunks and len(chunks[0]) <= nbytes - available:
+            limit = min(nbytes, GATHER_LIMIT)
+            if chunks and available + len(chunks[0]) <= limit:
                 # Whole chunks that fit are gathered: one read, one copy.
                 parts = [piece]
                 got = available
-                while chunks and got + len(chunks[0]) <= nbytes:
+                while chunks and got + len(chunks[0]) <= limit:
                     chunk = chunks.popleft()
                     parts.append(chunk)
                     got += len(chunk)

@@ -17,6 +17,7 @@ read loop or of the writer (e.g. for a key exchange to finish).
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from typing import Any, Protocol
@@ -50,8 +51,19 @@ HIGH_WATER = 1 << 20  # encoded bytes waiting behind a blocked writer
 YIELD_AFTER = 64 * 1024
 # ``flush_soon`` writes at once (blocking) when this much output is queued.
 FLUSH_NOW = 64 * 1024
+# While a packet is partly received and at least this many of its bytes are
+# missing, the socket's SO_RCVLOWAT makes it readable only once they are all
+# there: a bulk sender slower than us wakes us once per packet, not per segment.
+LOWAT_FROM = 2048
+# After a read of at least BULK_READ bytes (a stream is arriving) the reader
+# waits up to COALESCE_WAIT seconds for COALESCE_BYTES, so one wake-up moves
+# several packets (interrupt coalescing; only a bulk sender sees the delay).
+BULK_READ = 16 * 1024
+COALESCE_BYTES = 128 * 1024
+COALESCE_WAIT = 0.001
 
 
+_TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 _scratch = threading.local()  # .view: a SMALL_READ buffer for message-sized reads
 
 
@@ -81,11 +93,13 @@ class SocketPump:
     __slots__ = (
         "_backlog",
         "_backlog_size",
+        "_bulk",
         "_drained",
         "_flush_scheduled",
         "_green",
         "_hub",
         "_idle",
+        "_lowat",
         "_progress",
         "_quiet_mark",
         "_run_greenlet",
@@ -115,7 +129,10 @@ class SocketPump:
         self.ended = False  # the read loop has stopped
         # A gevent socket is read through its OS socket (see ``_receive``).
         self._green = isinstance(sock, gevent.socket.socket)
+        # SO_RCVLOWAT now (1: the default), or 0 where it is not used (not TCP).
+        self._lowat = 1 if self._green and sock.family in _TCP_FAMILIES else 0
         self._streaming = False  # reading into the core's buffer (see ``_receive``)
+        self._bulk = False  # the last read was a stream's: coalesce the next wake-up
         self._drained = False  # the last read was short: wait before reading again
         self._idle = False  # freed what it could since the last input (see IDLE_AFTER)
         self._quiet_mark = 0  # bytes_in + bytes_out at the last wait after a short read
@@ -218,6 +235,8 @@ class SocketPump:
             self.bytes_in += count
             conn.received(count, time.monotonic())
             self._idle = False
+            self._drained = count < RECV_SIZE  # the socket is empty: wait, do not retry
+        self._bulk = count >= BULK_READ
         return int(count)
 
     def _wait_readable(self) -> bool:
@@ -228,6 +247,10 @@ class SocketPump:
         buffer of a stream, cipher state); a busy connection never pauses
         that long, so nothing is rebuilt while it streams.
         """
+        if self._lowat:
+            if self._bulk and self._wait_coalesced():
+                return True
+            self._set_lowat(self.conn.bytes_missing())
         deadline = self._deadline()
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -266,6 +289,36 @@ class SocketPump:
             watcher.stop()
             if timer is not None:
                 timer.close()
+
+    def _wait_coalesced(self) -> bool:
+        """While a stream arrives, wait briefly for ``COALESCE_BYTES``; False if none came.
+
+        Only the reader waits: a peer that stops early (the end of a stream,
+        a full window) costs at most ``COALESCE_WAIT`` of delay, after which
+        the mark drops back to the packet being received.
+        """
+        self._set_lowat(max(self.conn.bytes_missing(), COALESCE_BYTES))
+        if not self._lowat:
+            return False
+        if self._park(COALESCE_WAIT):
+            return True
+        self._bulk = False
+        return False
+
+    def _set_lowat(self, missing: int) -> None:
+        """Be woken once ``missing`` bytes are there (SO_RCVLOWAT), or at once if few.
+
+        EOF, errors and our deadlines still wake the reader; with no packet
+        pending the mark is back at 1 byte, so a small message is never held.
+        """
+        lowat = missing if missing >= LOWAT_FROM else 1
+        if lowat != self._lowat:
+            try:
+                self.sock._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
+            except OSError:
+                self._lowat = 0  # not supported here: read as before
+                return
+            self._lowat = lowat
 
     def _deadline(self) -> float | None:
         deadline = self.conn.deadline()

@@ -105,6 +105,16 @@ class Connection:
         self.transport.reader.commit(count)
         self.transport.receive_data(b"", now)  # the clock reading
 
+    def bytes_missing(self) -> int:
+        """Bytes the peer must still send to complete the packet being received.
+
+        0 when no packet is partly received (or the connection failed): a
+        driver may wait for this many bytes before reading again.
+        """
+        if self.errored:
+            return 0
+        return self.transport.reader.missing
+
     def release_buffer(self) -> None:
         """Free the receive room kept for a stream (an idle connection holds none)."""
         self.transport.reader.release()

@@ -155,6 +155,13 @@ class PacketReader(_Direction):
         """Bytes fed but not yet consumed by a returned packet."""
         return self._end - self._pos
 
+    @property
+    def missing(self) -> int:
+        """Bytes still to arrive for the packet whose head was read (0 if none was)."""
+        if self._pending < 0 or self._error is not None:
+            return 0
+        return 4 + self._pending + self._protection.tag_size - (self._end - self._pos)
+
     def feed(self, data: Buffer) -> None:
         """Append received bytes (ignored once the reader has failed)."""
         if self._error is not None or not data:

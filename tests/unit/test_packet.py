@@ -538,3 +538,30 @@ def test_pure_core_imports(module: str) -> None:
         else:
             continue
         assert not {name.split(".")[0] for name in names} & banned
+
+
+@pytest.mark.parametrize(
+    ("cipher", "mac"),
+    [
+        ("aes128-gcm@openssh.com", ""),
+        ("chacha20-poly1305@openssh.com", ""),
+        ("aes128-ctr", "hmac-sha2-256"),
+    ],
+)
+def test_missing_counts_the_rest_of_a_started_packet(cipher: str, mac: str) -> None:
+    writer, reader = keyed_pair(cipher, mac)
+    first, second = writer.encode(b"\x5e" + bytes(5000)), writer.encode(b"\x02")
+    assert reader.missing == 0
+    reader.feed(first[:10])  # not even the head yet (16 bytes for encrypted lengths)
+    assert reader.next_packet() is None
+    assert reader.missing == (len(first) - 10 if reader._pending >= 0 else 0)
+    reader.feed(first[10:100])
+    assert reader.next_packet() is None
+    assert reader.missing == len(first) - 100
+    reader.feed(first[100:] + second[:3])
+    assert reader.next_packet() is not None
+    assert reader.next_packet() is None
+    assert reader.missing == 0  # only 3 bytes of the next packet: its length is unknown
+    reader.feed(second[3:])
+    assert reader.next_packet() is not None
+    assert reader.missing == 0
