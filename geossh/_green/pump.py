@@ -59,7 +59,7 @@ LOWAT_FROM = 2048
 # waits up to COALESCE_WAIT seconds for COALESCE_BYTES, so one wake-up moves
 # several packets (interrupt coalescing; only a bulk sender sees the delay).
 BULK_READ = 16 * 1024
-COALESCE_BYTES = 128 * 1024
+COALESCE_BYTES = 224 * 1024  # under RECV_SIZE: one read takes it all
 COALESCE_WAIT = 0.001
 
 
