@@ -221,7 +221,7 @@ class SocketPump:
                 self.bytes_in += count
                 conn.receive_data(data, time.monotonic())
                 self._idle = False
-                self._streaming = count == SMALL_READ
+                self._streaming = self._bulk = count == SMALL_READ
                 # A message-sized read: the peer now waits for our answer.
                 self._drained = count < DRAINED_BELOW
             return int(count)
