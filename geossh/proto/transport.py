@@ -95,10 +95,6 @@ class KexState(enum.Enum):
     AWAIT_NEWKEYS = "await-newkeys"
 
 
-# The peer sends higher-layer messages freely in these states (after the initial kex).
-_PEER_QUIET = (KexState.IDLE, KexState.KEXINIT_SENT)
-
-
 class _HostKeySigner:
     """Signs the exchange hash with the host key of the negotiated algorithm."""
 
@@ -186,8 +182,7 @@ class TransportLayer:
             seq, payload = packet
             if not payload:
                 raise RemoteProtocolError("empty packet")
-            state = self.kex_state
-            if payload[0] >= 50 and self.initial_kex_done and state in _PEER_QUIET:
+            if payload[0] >= 50 and not self.peer_in_kex:
                 # A higher layer's message while the peer is not exchanging
                 # keys (the data path): nothing for ``_handle_own`` to check.
                 if reader.bytes_since_keys > self.config.rekey_bytes:
