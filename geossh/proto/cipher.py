@@ -178,8 +178,10 @@ class Mac:
 class PacketProtection:
     """The transform of one direction; this base class is the cleartext one.
 
-    ``seal(seq, packet)`` takes ``uint32 length || padding_length || payload ||
-    padding`` and returns the wire bytes. Inbound, ``packet_length`` is called
+    ``seal_into(seq, packet, out)`` takes ``uint32 length || padding_length ||
+    payload || padding`` and writes the wire packet into ``out``, which holds
+    exactly ``len(packet) + tag_size`` bytes and does not overlap ``packet``
+    (``seal`` returns it as new bytes instead). Inbound, ``packet_length`` is called
     exactly once per packet with its first ``head_size`` bytes, then ``open``
     with the whole wire packet (``4 + length + tag_size`` bytes); ``open``
     returns the plaintext and the offset of the padding-length byte in it.
@@ -196,9 +198,16 @@ class PacketProtection:
     #: The length field is the plain first 4 bytes (``packet_length`` need not be called).
     clear_length: bool = True
 
-    def seal(self, seq: int, packet: bytes) -> bytes:
-        """Protect one complete plaintext packet."""
-        return packet
+    def seal(self, seq: int, packet: Buffer) -> bytes:
+        """Protect one complete plaintext packet; the wire bytes."""
+        out = bytearray(len(packet) + self.tag_size)
+        with memoryview(packet) as plain, memoryview(out) as view:
+            self.seal_into(seq, plain, view)
+        return bytes(out)
+
+    def seal_into(self, seq: int, packet: memoryview, out: memoryview) -> None:
+        """Protect ``packet`` into ``out`` (``len(packet) + tag_size`` bytes)."""
+        out[:] = packet
 
     def packet_length(self, seq: int, head: Buffer) -> int:
         """Read the packet length from the first ``head_size`` bytes."""
@@ -245,20 +254,16 @@ class ChaCha20Poly1305(PacketProtection):
         # then continues at block counter 1.
         return main.update(_ZERO_BLOCK)[:32]
 
-    def seal(self, seq: int, packet: bytes) -> bytes:
-        # Length, body and tag are written into one buffer: no join, and one
-        # Poly1305 call over the contiguous ``length || ciphertext``.
+    def seal_into(self, seq: int, packet: memoryview, out: memoryview) -> None:
+        # One Poly1305 call over the contiguous ``length || ciphertext``.
         nonce = _CHACHA_NONCE.pack(seq)
         header = self._header
         header.reset_nonce(nonce)
         size = len(packet)
-        wire = bytearray(size + AEAD_TAG_SIZE)
-        with memoryview(packet) as view, memoryview(wire) as out:
-            out[:4] = header.update(view[:4])
-            poly_key = self._poly_key(nonce)
-            self._main.update_into(view[4:], out[4:])
-            out[size:] = Poly1305.generate_tag(poly_key, out[:size])
-        return wire  # type: ignore[return-value]  # a bytearray: bytes-like, not copied
+        out[:4] = header.update(packet[:4])
+        poly_key = self._poly_key(nonce)
+        self._main.update_into(packet[4:], out[4:])
+        out[size:] = Poly1305.generate_tag(poly_key, out[:size])
 
     def packet_length(self, seq: int, head: Buffer) -> int:
         header = self._header
@@ -310,10 +315,11 @@ class AesGcm(PacketProtection):
         self._counter = (counter + 1) & _MASK64
         return _GCM_NONCE.pack(self._fixed, counter)
 
-    def seal(self, seq: int, packet: bytes) -> bytes:
+    def seal_into(self, seq: int, packet: memoryview, out: memoryview) -> None:
         head = packet[:4]
+        out[:4] = head
         aead = self._aead or self._rebuild()
-        return head + aead.encrypt(self._nonce(), memoryview(packet)[4:], head)
+        aead.encrypt_into(self._nonce(), packet[4:], head, out[4:])
 
     def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
         view = memoryview(data)
@@ -363,10 +369,13 @@ class EncryptThenMac(_AesWithMac):
 
     aad_len = 4
 
-    def seal(self, seq: int, packet: bytes) -> bytes:
-        head = packet[:4]
-        body = self._ctx.update(memoryview(packet)[4:])
-        return b"".join((head, body, self._mac.compute(seq, head, body)))
+    def seal_into(self, seq: int, packet: memoryview, out: memoryview) -> None:
+        # ``out[4:]`` has room for the MAC too: the block_size - 1 bytes of
+        # slack ``update_into`` asks for (every MAC here is longer).
+        size = len(packet)
+        out[:4] = packet[:4]
+        self._ctx.update_into(packet[4:], out[4:])
+        out[size:] = self._mac.compute(seq, out[:size])
 
     def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
         view = memoryview(data)
@@ -392,8 +401,10 @@ class EncryptAndMac(_AesWithMac):
         super().__init__(info, key, iv, mac, outbound)
         self._first = b""
 
-    def seal(self, seq: int, packet: bytes) -> bytes:
-        return self._ctx.update(packet) + self._mac.compute(seq, packet)
+    def seal_into(self, seq: int, packet: memoryview, out: memoryview) -> None:
+        size = len(packet)
+        self._ctx.update_into(packet, out)  # out has the MAC's room as slack, as above
+        out[size:] = self._mac.compute(seq, packet)
 
     def packet_length(self, seq: int, head: Buffer) -> int:
         self._first = first = self._ctx.update(head)
