@@ -7,11 +7,12 @@ idle connection costs no CPU. ``flush`` may be called from any greenlet:
 whoever finds output queued writes it, and a greenlet already writing
 drains what others queue meanwhile, so output keeps the core's order.
 
-Backpressure: while one greenlet is blocked writing (a peer that does not
-read), others move the core's output into a backlog and wait once it holds
-more than ``HIGH_WATER`` bytes, so a sender blocks instead of growing
-memory. ``wait_progress`` lets a greenlet wait for the next round of the
-read loop or of the writer (e.g. for a key exchange to finish).
+Output is written straight from the core's buffer (no copy). Backpressure:
+while one greenlet is blocked writing (a peer that does not read), others
+leave their output in the core and wait once it holds more than
+``HIGH_WATER`` bytes, so a sender blocks instead of growing memory.
+``wait_progress`` lets a greenlet wait for the next round of the read loop
+or of the writer (e.g. for a key exchange to finish).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ DRAINED_BELOW = 4096
 # while data flows).
 IDLE_AFTER = 0.25
 QUIET_BELOW = 64 * 1024
-HIGH_WATER = 1 << 20  # encoded bytes waiting behind a blocked writer
+HIGH_WATER = 1 << 20  # encoded bytes queued behind a blocked writer
 # An application greenlet that wrote this much since it last yielded yields
 # once (gevent.sleep(0)) after its flush, so bulk senders take turns in small
 # slices and a short request on another connection is not queued behind whole
@@ -91,8 +92,6 @@ class SocketPump:
     """Moves bytes between one socket and one protocol core."""
 
     __slots__ = (
-        "_backlog",
-        "_backlog_size",
         "_bulk",
         "_drained",
         "_flush_scheduled",
@@ -123,8 +122,6 @@ class SocketPump:
         self.bytes_out = 0
         self._writing = False
         self._write_error: BaseException | None = None
-        self._backlog: list[bytes] = []
-        self._backlog_size = 0
         self._progress: GreenEvent | None = None
         self.ended = False  # the read loop has stopped
         # A gevent socket is read through its OS socket (see ``_receive``).
@@ -374,36 +371,58 @@ class SocketPump:
         if self._write_error is not None:
             return
         if self._writing:
-            data = self.conn.data_to_send()
-            if data:
-                self._backlog.append(data)
-                self._backlog_size += len(data)
-            while self._writing and self._backlog_size > HIGH_WATER:
+            while self._writing and self.conn.output_pending > HIGH_WATER:
                 self.wait_progress()
             return
-        self._write(self._take())
+        self._write()
 
-    def _write(self, data: bytes) -> None:
-        """Write ``data`` and then whatever is queued meanwhile (may block this greenlet)."""
+    def _write(self) -> None:
+        """Write the core's output until none is left (may block this greenlet).
+
+        Output queued by other greenlets while this one waits for the socket
+        goes out in the same loop, so the core's order is kept.
+        """
         self._writing = True
-        written = 0
+        before = self.bytes_out
         try:
-            while data:
-                self.bytes_out += len(data)
-                written += len(data)
-                self._sendall(data)
+            while self.conn.output_pending:
+                if self._green:
+                    self._send_from_core(wait=True)
+                else:
+                    self._sendall_blocking(self.conn.data_to_send())
                 self._signal_progress()
-                data = self._take()
         except OSError as exc:
             self._write_error = exc
         finally:
             self._writing = False
             self._signal_progress()
+        written = self.bytes_out - before
         if written and gevent.getcurrent() is not self._run_greenlet:
             self._unyielded += written
             if self._unyielded >= YIELD_AFTER:
                 self._unyielded = 0
                 gevent.sleep(0)
+
+    def _send_from_core(self, wait: bool) -> None:
+        """One ``send`` straight from the core's output buffer (no copy).
+
+        The view is released before any wait: other greenlets may queue more
+        output (growing the buffer) meanwhile. With ``wait``, a full socket
+        is waited for (the socket's timeout applies); without, it is left
+        to a writing greenlet.
+        """
+        view = self.conn.output()
+        try:
+            sent = self.sock._sock.send(view)
+        except BlockingIOError:
+            sent = 0
+        finally:
+            view.release()
+        if sent:
+            self.conn.output_sent(sent)
+            self.bytes_out += sent
+        elif wait:
+            self.sock._wait(self.sock._write_event)
 
     def flush_soon(self) -> None:
         """Write the core's output once the calling greenlet yields (small output).
@@ -419,55 +438,28 @@ class SocketPump:
         if self._writing:
             self.flush()  # the writer takes it (we may wait behind it)
             return
-        data = self.conn.data_to_send()
-        if self._backlog_size + len(data) >= FLUSH_NOW and gevent.getcurrent() is not self._hub:
-            if self._backlog:
-                self._backlog.append(data)
-                data = self._take()
-            self._write(data)
-            return
-        if data:
-            self._backlog.append(data)
-            self._backlog_size += len(data)
-        if self._backlog and not self._flush_scheduled:
+        pending = self.conn.output_pending
+        if pending >= FLUSH_NOW and gevent.getcurrent() is not self._hub:
+            self._write()
+        elif pending and not self._flush_scheduled:
             self._flush_scheduled = True
             self._hub.loop.run_callback(self._deferred_flush)
 
     def _deferred_flush(self) -> None:
-        """Runs in the hub: write the backlog without blocking; a greenlet finishes it."""
+        """Runs in the hub: write without blocking; a greenlet finishes what is left."""
         self._flush_scheduled = False
-        if self._writing or self._write_error is not None:
-            return  # a writer drains the backlog, or the connection is gone
-        data = self._take()
-        if not data:
-            return
-        sent = 0
+        if self._writing or self._write_error is not None or not self.conn.output_pending:
+            return  # a writer drains the output, or the connection is gone
         if self._green:
             try:
-                sent = self.sock._sock.send(data)
-            except BlockingIOError:
-                pass
+                self._send_from_core(wait=False)
             except OSError as exc:
                 self._write_error = exc
                 self._signal_progress()
                 return
-            self.bytes_out += sent
             self._signal_progress()
-        if sent < len(data):  # the socket is full: a greenlet waits for it
-            self._backlog.insert(0, data[sent:] if sent else data)
-            self._backlog_size += len(data) - sent
+        if self.conn.output_pending:  # the socket is full: a greenlet waits for it
             gevent.spawn(self.flush)
-
-    def _take(self) -> bytes:
-        """The backlog, then the core's newer output, as one buffer."""
-        data = self.conn.data_to_send()
-        if not self._backlog:
-            return data
-        self._backlog.append(data)
-        data = b"".join(self._backlog)
-        self._backlog.clear()
-        self._backlog_size = 0
-        return data
 
     def wait_progress(self, timeout: float | None = None) -> bool:
         """Wait until the writer sent a chunk or the read loop ran once; False on timeout."""
@@ -480,20 +472,14 @@ class SocketPump:
         if event is not None:
             event.set()
 
-    def _sendall(self, data: bytes) -> None:
-        # One send() first: it usually takes everything, and gevent's sendall
-        # costs an extra getsockopt system call per call.
-        view = memoryview(data)
-        sent = self.sock.send(view)
-        if sent == len(data):
-            return
-        if sent <= 0:
-            raise OSError("socket closed during send")
-        view = view[sent:]
+    def _sendall_blocking(self, data: bytes) -> None:
+        """Socket-like objects other than gevent sockets: ``sendall`` (or ``send`` in a loop)."""
+        self.bytes_out += len(data)
         sendall = getattr(self.sock, "sendall", None)
         if sendall is not None:
-            sendall(view)
+            sendall(data)
             return
+        view = memoryview(data)
         while view:
             sent = self.sock.send(view)
             if sent <= 0:

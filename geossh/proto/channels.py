@@ -383,7 +383,7 @@ class ChannelLayer:
         out = chan.outbound
         total = out.take(min(len(data), SEND_LIMIT))
         step = out.max_packet
-        send = self.transport.send
+        send = self.transport.send_data
         view = memoryview(data)[:total]  # never more than the window granted
         for start in range(0, total, step):
             chunk = view[start : start + step]
@@ -391,7 +391,7 @@ class ChannelLayer:
                 head = _EXT_HEAD.pack(MSG.CHANNEL_EXTENDED_DATA, chan.remote_id, stream, len(chunk))
             else:
                 head = _HEAD.pack(MSG.CHANNEL_DATA, chan.remote_id, len(chunk))
-            send(head + chunk)
+            send(head, chunk)
         return total
 
     def send_window(self, local_id: int) -> int:

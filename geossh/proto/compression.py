@@ -52,7 +52,7 @@ class Compressor:
     def __init__(self, level: int = LEVEL) -> None:
         self._obj = zlib.compressobj(level)
 
-    def compress(self, payload: bytes) -> bytes:
+    def compress(self, payload: bytes | bytearray | memoryview) -> bytes:
         """Compress one payload and sync-flush so it is decodable alone."""
         obj = self._obj
         return obj.compress(payload) + obj.flush(zlib.Z_SYNC_FLUSH)

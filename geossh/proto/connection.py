@@ -8,7 +8,8 @@ the connection protocol (RFC 4254) behind an h11-style interface:
   event (or None when more bytes are needed), so an answer the driver gives
   to one event takes effect before the next packet is looked at;
 * commands (``auth``/``channels`` methods, ``send_disconnect`` …) queue
-  output, and ``data_to_send()`` returns it for one ``sendall``;
+  output, and ``data_to_send()`` returns it for one ``sendall`` (or
+  ``output()``/``output_sent(n)`` write it from the core's buffer);
 * ``deadline()`` / ``handle_timer(now)`` drive timeouts with a clock passed in;
   ``next_event`` also enforces the handshake deadlines at the ``now`` of the
   latest ``receive_data``, so a peer that keeps the socket busy cannot outrun
@@ -122,11 +123,13 @@ class Connection:
     def idle(self) -> None:
         """The peer went quiet: free what the next packet can rebuild.
 
-        The receive room, and (once authenticated: the connection may stay
-        open for long) cipher state that is cheap to recreate.
+        The receive room and an empty output buffer, and (once authenticated:
+        the connection may stay open for long) cipher state that is cheap to
+        recreate.
         """
         transport = self.transport
         transport.reader.release()
+        transport.writer.release()
         if self.auth.authenticated:
             transport.reader.compact()
             transport.writer.compact()
@@ -220,6 +223,19 @@ class Connection:
     def data_to_send(self) -> bytes:
         """Bytes to write to the peer, in order."""
         return self.transport.data_to_send()
+
+    def output(self) -> memoryview:
+        """The same bytes as a view (no copy); release it, then call ``output_sent``."""
+        return self.transport.output()
+
+    def output_sent(self, count: int) -> None:
+        """The first ``count`` bytes of ``output()`` were written."""
+        self.transport.output_sent(count)
+
+    @property
+    def output_pending(self) -> int:
+        """Bytes queued for the peer and not yet written."""
+        return self.transport.writer.pending
 
     def send_disconnect(self, code: int, description: str) -> None:
         """Send SSH_MSG_DISCONNECT; nothing is sent or accepted afterwards."""

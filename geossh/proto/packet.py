@@ -316,31 +316,115 @@ class PacketReader(_Direction):
 
 
 class PacketWriter(_Direction):
-    """Outbound packets: ``encode(payload)`` returns one complete wire packet."""
+    """Outbound packets, encoded into one output buffer that the caller drains.
 
-    __slots__ = ("_compressor",)
+    ``queue(payload)`` compresses, pads, protects and numbers one payload into
+    the buffer; ``output()`` is a view of everything queued and ``sent(n)``
+    consumes it, so a socket writes straight from the buffer (``take()``
+    copies it out instead). Each packet's plaintext is assembled just past
+    its own wire slot and sealed into that slot, so a streaming connection
+    encodes every packet into the same memory with no allocation; once all
+    is sent, ``release`` frees the buffer.
+    """
+
+    __slots__ = ("_buf", "_compressor", "_end", "_start")
 
     def __init__(self) -> None:
         super().__init__()
         self._compressor: compression.Compressor | None = None
+        self._buf = bytearray()
+        self._start = 0  # output()[0] is _buf[_start]
+        self._end = 0
 
     def set_keys(self, keys: DirectionKeys) -> None:
-        """Use ``keys`` from the next ``encode`` on (call right after sending NEWKEYS)."""
+        """Use ``keys`` from the next ``queue`` on (call right after queuing NEWKEYS)."""
         self._protection = self._install(keys, outbound=True)
 
-    def encode(self, payload: bytes) -> bytes:
-        """Compress, pad, protect and number one payload (RFC 4253 §6).
+    def queue(self, payload: Buffer, data: Buffer | None = None) -> None:
+        """Encode one packet of ``payload`` (then ``data``, e.g. channel data) into the output.
 
-        Raises ``LocalProtocolError``, before any state changes, if the
-        packet would exceed ``MAX_PACKET_SIZE``.
+        RFC 4253 §6. Raises ``LocalProtocolError``, before any state
+        changes, if the packet would exceed ``MAX_PACKET_SIZE``.
         """
         if self._compressor is not None:
+            if data is not None:
+                payload, data = b"".join((payload, data)), None
             if len(payload) > MAX_PACKET_SIZE - _ZLIB_SLACK:
                 raise LocalProtocolError(f"payload of {len(payload)} bytes is too large")
             payload = self._compressor.compress(payload)
         protection = self._protection
+        head = len(payload)
+        size = head if data is None else head + len(data)
+        length, padding = self._frame(protection, size)
+        total = 4 + length
+        wire_size = total + protection.tag_size
+        buf = self._reserve(wire_size + total)
+        pos = self._end
+        plain = pos + wire_size  # the plaintext's staging room, just past its wire slot
+        _HEADER.pack_into(buf, plain, length, padding)
+        at = plain + 5
+        with memoryview(buf) as view:
+            view[at : at + head] = payload
+            at += head
+            if data is not None:
+                view[at : at + size - head] = data
+                at += size - head
+            view[at : at + padding] = _random_padding(padding)
+            seq = self.sequence
+            protection.seal_into(seq, view[plain : plain + total], view[pos:plain])
+        self._end = plain
+        self.sequence = (seq + 1) & _MASK32
+        self.packets_since_keys += 1
+        self.bytes_since_keys += wire_size
+
+    def encode(self, payload: bytes) -> bytes:
+        """One wire packet as bytes, numbered but not queued (``queue`` queues it)."""
+        mark = self._end
+        self.queue(payload)
+        with memoryview(self._buf) as view:
+            wire = bytes(view[mark : self._end])
+        self._end = mark
+        return wire
+
+    def queue_raw(self, data: bytes) -> None:
+        """Queue bytes as they are (the version line, before any packet)."""
+        buf = self._reserve(len(data))
+        buf[self._end : self._end + len(data)] = data
+        self._end += len(data)
+
+    @property
+    def pending(self) -> int:
+        """Bytes queued and not yet ``sent``."""
+        return self._end - self._start
+
+    def output(self) -> memoryview:
+        """A view of the queued bytes; release it before the next ``queue``."""
+        return memoryview(self._buf)[self._start : self._end]
+
+    def sent(self, count: int) -> None:
+        """The first ``count`` bytes of ``output()`` were written."""
+        start = self._start + count
+        if start >= self._end:
+            self._start = self._end = 0
+        else:
+            self._start = start
+
+    def take(self) -> bytes:
+        """Everything queued, as bytes, and consumed."""
+        with memoryview(self._buf) as view:
+            data = bytes(view[self._start : self._end])
+        self._start = self._end = 0
+        return data
+
+    def release(self) -> None:
+        """Free the output buffer if nothing is queued (it grows again on demand)."""
+        if self._start == self._end:
+            self._buf = bytearray()
+            self._start = self._end = 0
+
+    def _frame(self, protection: PacketProtection, size: int) -> tuple[int, int]:
+        """(packet_length, padding_length) for a ``size``-byte payload."""
         block = protection.block_size
-        size = len(payload)
         # Align length field (unless it is AAD) + padding_length + payload + padding.
         padding = block - (size + 5 - protection.aad_len) % block
         if padding < _MIN_PADDING:
@@ -351,13 +435,24 @@ class PacketWriter(_Direction):
             length += block
         if length > MAX_PACKET_SIZE:
             raise LocalProtocolError(f"packet of {length} bytes exceeds {MAX_PACKET_SIZE}")
-        packet = b"".join((_HEADER.pack(length, padding), payload, _random_padding(padding)))
-        seq = self.sequence
-        wire = protection.seal(seq, packet)
-        self.sequence = (seq + 1) & _MASK32
-        self.packets_since_keys += 1
-        self.bytes_since_keys += len(wire)
-        return wire
+        return length, padding
+
+    def _reserve(self, room: int) -> bytearray:
+        """The buffer, with at least ``room`` free bytes after the queued ones."""
+        buf = self._buf
+        end = self._end
+        if end + room <= len(buf):
+            return buf
+        start = self._start
+        if start:  # move the unsent rest to the front (memoryview copies overlap safely)
+            with memoryview(buf) as view:
+                view[: end - start] = view[start:end]
+            self._start, self._end = 0, end - start
+            end -= start
+        short = end + room - len(buf)
+        if short > 0:
+            buf.extend(bytes(max(short, len(buf) // 2)))
+        return buf
 
     def _start_compression(self) -> None:
         self._compressor = compression.Compressor()

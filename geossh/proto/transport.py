@@ -127,7 +127,7 @@ class TransportLayer:
         self._version: VersionParser | None = VersionParser(
             config.max_version_line, config.max_pre_version_lines
         )
-        self._out: list[bytes] = [config.server_version.encode("ascii") + b"\r\n"]
+        self.writer.queue_raw(config.server_version.encode("ascii") + b"\r\n")
         self._held: list[bytes] = []
         self._held_control = 0
         # An error found outside ``next_packet`` (a bad version line, too
@@ -233,13 +233,25 @@ class TransportLayer:
             return
         self._encode_out(payload)
 
+    def send_data(self, head: bytes, data: memoryview) -> None:
+        """Queue a channel data message: ``head`` followed by ``data`` (copied once)."""
+        if self.closed:
+            return
+        if self.sending_blocked:
+            self._hold(b"".join((head, data)))
+            return
+        writer = self.writer
+        writer.queue(head, data)
+        if writer.bytes_since_keys > self.config.rekey_bytes:
+            self._check_rekey_volume(self.now)
+
     def _encode_out(self, payload: bytes) -> None:
         """Encode a non-kex message now; start compression or a re-key when due.
 
         The volume check runs per packet, so a re-key starts at the configured
         byte count even when a whole channel window is encoded in one go.
         """
-        self._out.append(self.writer.encode(payload))
+        self.writer.queue(payload)
         if payload[0] == MSG.USERAUTH_SUCCESS:
             self._start_delayed_compression()
         elif self.writer.bytes_since_keys > self.config.rekey_bytes:
@@ -269,11 +281,19 @@ class TransportLayer:
     def data_to_send(self) -> bytes:
         """Everything encoded since the last call, ready for one ``sendall``."""
         self._check_rekey_volume(None)
-        if not self._out:
-            return b""
-        data = b"".join(self._out)
-        self._out.clear()
-        return data
+        return self.writer.take()
+
+    def output(self) -> memoryview:
+        """A view of the queued output (no copy): write it, then call ``output_sent``.
+
+        Release the view before anything else is queued (the buffer grows).
+        """
+        self._check_rekey_volume(None)
+        return self.writer.output()
+
+    def output_sent(self, count: int) -> None:
+        """The first ``count`` bytes of ``output()`` were written."""
+        self.writer.sent(count)
 
     @property
     def sending_blocked(self) -> bool:
@@ -287,7 +307,7 @@ class TransportLayer:
         payload = (
             bytes((MSG.DISCONNECT,)) + wire.u32(code) + wire.string(description) + wire.string(b"")
         )
-        self._out.append(self.writer.encode(payload))
+        self.writer.queue(payload)
         self.closed = True
 
     def send_unimplemented(self, seq: int) -> None:
@@ -424,7 +444,7 @@ class TransportLayer:
         if payload[0] not in self._kex.expected_messages():
             raise RemoteProtocolError(f"unexpected key exchange message {payload[0]}")
         for reply in self._kex.receive(payload[0], payload):
-            self._out.append(self.writer.encode(reply))
+            self.writer.queue(reply)
         if self._kex.done:
             self._finish_kex(self._kex)
 
@@ -435,12 +455,12 @@ class TransportLayer:
             self.session_id = kex.exchange_hash
         out_keys = self._derive(kex, negotiated, outbound=True)
         self._pending_in_keys = self._derive(kex, negotiated, outbound=False)
-        self._out.append(self.writer.encode(bytes((MSG.NEWKEYS,))))
+        self.writer.queue(bytes((MSG.NEWKEYS,)))
         self.writer.set_keys(out_keys)
         if self.strict_kex:
             self.writer.reset_sequence()
         if not self.initial_kex_done and negotiated.client_ext_info and self.config.server_sig_algs:
-            self._out.append(self.writer.encode(self._ext_info()))
+            self.writer.queue(self._ext_info())
         self.kex_state = KexState.AWAIT_NEWKEYS
         self._kex = None
         held, self._held = self._held, []
@@ -484,7 +504,7 @@ class TransportLayer:
         )
         self._server_kexinit = kexinit
         self._server_kexinit_bytes = kexinit.encode()
-        self._out.append(self.writer.encode(self._server_kexinit_bytes))
+        self.writer.queue(self._server_kexinit_bytes)
         self.kex_state = KexState.KEXINIT_SENT
         self._kex_started_at = now
 

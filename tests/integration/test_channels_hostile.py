@@ -295,10 +295,9 @@ class _WatchedSocket:
 
 
 def _queued(transport: geossh.Transport) -> int:
-    """Bytes of output the server holds in memory (pump backlog plus core queue)."""
-    pump, core = transport._pump, transport._conn.transport
-    assert pump is not None
-    return pump._backlog_size + sum(map(len, core._out)) + sum(map(len, core._held))
+    """Bytes of output the server holds in memory (encoded, and held during a kex)."""
+    core = transport._conn.transport
+    return core.writer.pending + sum(map(len, core._held))
 
 
 def test_client_that_never_grants_window(server: ServerHarness) -> None:

@@ -200,6 +200,13 @@ class _YieldingExec(ChannelApp):
             original(payload)
 
         core.send = record
+        original_data = core.send_data
+
+        def record_data(head: bytes, data: memoryview) -> None:
+            self.order.append(head[0])
+            original_data(head, data)
+
+        core.send_data = record_data
 
         def work() -> None:
             channel.sendall(b"early bird\n")

@@ -35,6 +35,9 @@ class FakeTransport:
     def send(self, payload: bytes) -> None:
         self.sent.append(bytes(payload))
 
+    def send_data(self, head: bytes, data: memoryview) -> None:
+        self.sent.append(head + bytes(data))
+
     def pop(self) -> list[bytes]:
         out, self.sent = self.sent, []
         return out
