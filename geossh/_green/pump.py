@@ -28,6 +28,7 @@ import gevent.socket
 from gevent.event import Event as GreenEvent
 from gevent.exceptions import ConcurrentObjectUseError
 
+from geossh._green import heap
 from geossh.proto.connection import Connection
 from geossh.proto.events import Event
 
@@ -137,6 +138,7 @@ class SocketPump:
         self._unyielded = 0  # bytes written by application greenlets since one yielded
         self._hub = gevent.get_hub()
         self._flush_scheduled = False  # a ``_deferred_flush`` is queued in the hub
+        heap.settle()
 
     def run(self) -> None:
         """Read and dispatch until the connection ends; raises why it ended."""
