@@ -306,13 +306,23 @@ class ChannelLayer:
 
     # -- data and flow control (RFC 4254 §5.2) ----------------------------------
     def _on_window_adjust(self, payload: bytes) -> None:
+        local_id = self.grow_window(payload)
+        if local_id is not None:
+            self.events.append(ChannelWindowOpened(local_id))
+
+    def grow_window(self, payload: bytes) -> int | None:
+        """Apply one CHANNEL_WINDOW_ADJUST; the channel's local id, or None if ignored.
+
+        Emits no event: ``Connection`` merges the adjusts of one receive into
+        one ``ChannelWindowOpened`` per channel.
+        """
         if len(payload) != 9:
             raise RemoteProtocolError("malformed CHANNEL_WINDOW_ADJUST")
         chan = self._channel(payload, strict=False)
         if chan is None:
-            return
+            return None
         chan.outbound.adjust(_U32.unpack_from(payload, 5)[0])
-        self.events.append(ChannelWindowOpened(chan.local_id))
+        return chan.local_id
 
     def _on_data(self, payload: bytes) -> None:
         taken = self.take_data(payload)

@@ -38,7 +38,7 @@ from geossh.proto.auth import AuthLayer
 from geossh.proto.channels import ChannelLayer
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import MSG
-from geossh.proto.events import ChannelDataReceived, Event
+from geossh.proto.events import ChannelDataReceived, ChannelWindowOpened, Event
 from geossh.proto.transport import TransportLayer
 
 _AUTH_MESSAGES = frozenset(range(50, 80)) | {5, 6}
@@ -166,7 +166,9 @@ class Connection:
         ``ChannelDataReceived`` when it is one packet), so a bulk transfer
         costs one event per receive, not one per packet.
         The run's event is inserted where its first packet was, so events
-        keep the order of the wire.
+        keep the order of the wire. Likewise, WINDOW_ADJUSTs (which need no
+        answer) do not stop decoding: each channel whose window grew gets
+        one ``ChannelWindowOpened``, before the next other event.
         """
         events = self._events
         transport = self.transport
@@ -175,8 +177,10 @@ class Connection:
             transport.reader.max_packet_size = self.config.max_packet_size
         data_ok = self.auth.authenticated  # cannot change while decoding
         take_data = self.channels.take_data
+        grow_window = self.channels.grow_window
         run: list[bytes] = []
         run_id = run_stream = run_at = 0
+        opened: list[int] = []  # channels whose window grew, in order
         try:
             while not events:
                 packet = transport.next_packet()
@@ -198,13 +202,22 @@ class Connection:
                     # the channel's buffer copies once, when the application reads.
                     run.append(payload[offset:])
                     continue
+                if data_ok and msg == MSG.CHANNEL_WINDOW_ADJUST:
+                    grown = grow_window(payload)
+                    if grown is not None and grown not in opened:
+                        opened.append(grown)
+                    continue
                 if run:
                     events.insert(run_at, _data_event(run_id, run, run_stream))
                     run = []
+                if opened:
+                    events.extend(map(ChannelWindowOpened, opened))
+                    opened = []
                 self._handle(seq, payload, msg)
         finally:
             if run:
                 events.insert(run_at, _data_event(run_id, run, run_stream))
+            events.extend(map(ChannelWindowOpened, opened))
 
     def _handle(self, seq: int, payload: bytes, msg: int) -> None:
         """Hand one packet to the layer it belongs to (RFC 4250 §4.1)."""

@@ -23,6 +23,8 @@ from geossh.proto.constants import MSG, DisconnectReason
 from geossh.proto.events import (
     AuthServiceStarted,
     ChannelDataReceived,
+    ChannelEOFReceived,
+    ChannelWindowOpened,
     DisconnectReceived,
     KexCompleted,
     VersionReceived,
@@ -225,6 +227,24 @@ def test_receive_buffer_is_released_when_drained() -> None:
     assert session.conn.transport.reader.buffered < 35_000  # only the partial packet
     session.to_server(burst[-100:])
     assert len(session.conn.transport.reader._buf) == 0
+
+
+def test_window_adjusts_of_one_receive_open_each_window_once() -> None:
+    """Adjusts need no answer: one event per channel and receive, before the next event."""
+    session = session_in("channel-open")
+    outbound = session.conn.channels.channels[0].outbound
+    before = outbound.remaining
+    adjust = bytes((MSG.CHANNEL_WINDOW_ADJUST,)) + u32(0) + u32(1000)
+    eof = bytes((MSG.CHANNEL_EOF,)) + u32(0)
+    burst = [adjust, adjust, channel_data(b"x"), adjust, eof, adjust]
+    events = session.to_server(b"".join(session.client.encode(p) for p in burst))
+    assert outbound.remaining == before + 4000
+    assert events == [
+        ChannelDataReceived(0, b"x", 0),
+        ChannelWindowOpened(0),
+        ChannelEOFReceived(0),
+        ChannelWindowOpened(0),
+    ]
 
 
 # -- message numbers and roles -----------------------------------------------------------------
