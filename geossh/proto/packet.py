@@ -327,14 +327,15 @@ class PacketWriter(_Direction):
     is sent, ``release`` frees the buffer.
     """
 
-    __slots__ = ("_buf", "_compressor", "_end", "_start")
+    __slots__ = ("_buf", "_compressor", "_end", "_free_when_sent", "_start")
 
     def __init__(self) -> None:
         super().__init__()
         self._compressor: compression.Compressor | None = None
-        self._buf = bytearray()
+        self._buf = _NO_OUTPUT
         self._start = 0  # output()[0] is _buf[_start]
         self._end = 0
+        self._free_when_sent = False  # ``release`` came while output was queued
 
     def set_keys(self, keys: DirectionKeys) -> None:
         """Use ``keys`` from the next ``queue`` on (call right after queuing NEWKEYS)."""
@@ -405,7 +406,7 @@ class PacketWriter(_Direction):
         """The first ``count`` bytes of ``output()`` were written."""
         start = self._start + count
         if start >= self._end:
-            self._start = self._end = 0
+            self._drained()
         else:
             self._start = start
 
@@ -413,14 +414,23 @@ class PacketWriter(_Direction):
         """Everything queued, as bytes, and consumed."""
         with memoryview(self._buf) as view:
             data = bytes(view[self._start : self._end])
-        self._start = self._end = 0
+        self._drained()
         return data
 
     def release(self) -> None:
-        """Free the output buffer if nothing is queued (it grows again on demand)."""
+        """Free the output buffer now, or once what is queued was sent (it grows again)."""
         if self._start == self._end:
-            self._buf = bytearray()
+            self._buf = _NO_OUTPUT
             self._start = self._end = 0
+        else:
+            self._free_when_sent = True
+
+    def _drained(self) -> None:
+        """Everything was sent: start over at the front (of a new buffer after ``release``)."""
+        self._start = self._end = 0
+        if self._free_when_sent:
+            self._free_when_sent = False
+            self._buf = _NO_OUTPUT
 
     def _frame(self, protection: PacketProtection, size: int) -> tuple[int, int]:
         """(packet_length, padding_length) for a ``size``-byte payload."""
@@ -451,7 +461,10 @@ class PacketWriter(_Direction):
             end -= start
         short = end + room - len(buf)
         if short > 0:
-            buf.extend(bytes(max(short, len(buf) // 2)))
+            if buf is _NO_OUTPUT:  # shared and never grown: start a buffer of our own
+                buf = self._buf = bytearray(room)
+            else:
+                buf.extend(bytes(max(short, len(buf) // 2)))
         return buf
 
     def _start_compression(self) -> None:
@@ -460,6 +473,9 @@ class PacketWriter(_Direction):
     def _stop_compression(self) -> None:
         self._compressor = None
 
+
+# The output buffer of every writer with nothing queued (no memory per connection).
+_NO_OUTPUT = bytearray()
 
 # Padding bytes come from one pool per process (not per connection), refilled
 # from ``os.urandom``; a forked child starts a fresh pool.

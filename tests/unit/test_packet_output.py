@@ -85,16 +85,21 @@ def test_a_stream_reuses_the_same_memory() -> None:
     assert len(writer._buf) == capacity
 
 
-def test_release_frees_only_an_empty_buffer() -> None:
-    writer, _ = keyed_pair("chacha20-poly1305@openssh.com", "")
+def test_release_frees_the_buffer_once_the_output_is_sent() -> None:
+    writer, reader = keyed_pair("chacha20-poly1305@openssh.com", "")
     writer.queue(b"\x02" + bytes(5000))
     writer.release()
     assert writer.pending > 0  # nothing is lost while output waits
-    writer.take()
+    wire = write_in_slices(writer, 3000)
+    assert len(writer._buf) == 0
+    writer.queue(b"\x02again")  # grows again on demand, and is kept
+    wire += write_in_slices(writer, 3000)
+    assert len(writer._buf) > 0
+    assert len(PacketWriter()._buf) == 0  # idle writers share one empty buffer, never grown
     writer.release()
     assert len(writer._buf) == 0
-    writer.queue(b"\x02again")  # grows again on demand
-    assert writer.pending > 0
+    reader.feed(wire)
+    assert drain(reader) == [(0, b"\x02" + bytes(5000)), (1, b"\x02again")]
 
 
 def test_a_view_must_be_released_before_queuing() -> None:
