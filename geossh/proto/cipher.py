@@ -315,6 +315,11 @@ class AesGcm(PacketProtection):
         self._counter = (counter + 1) & _MASK64
         return _GCM_NONCE.pack(self._fixed, counter)
 
+    def seal(self, seq: int, packet: Buffer) -> bytes:
+        head = bytes(packet[:4])
+        aead = self._aead or self._rebuild()
+        return head + aead.encrypt(self._nonce(), memoryview(packet)[4:], head)
+
     def seal_into(self, seq: int, packet: memoryview, out: memoryview) -> None:
         head = packet[:4]
         out[:4] = head

@@ -37,6 +37,9 @@ _MIN_PADDING = 4
 _COMPACT_AT = 64 * 1024  # consumed prefix worth a memmove even when data remains
 _RANDOM_POOL = 4096  # padding bytes fetched from os.urandom per refill
 _ZLIB_SLACK = 1024  # > deflate's worst-case growth of one payload, plus framing
+# Payloads from this size on are assembled and sealed inside the output
+# buffer; smaller ones are joined as bytes and sealed (fewer calls).
+_STAGE_FROM = 2048
 # CHANNEL_DATA / CHANNEL_EXTENDED_DATA payloads longer than _VIEW_AT are
 # returned as read-only memoryviews of the decrypted packet (no copy).
 _DATA_MESSAGES = frozenset({94, 95})
@@ -356,24 +359,45 @@ class PacketWriter(_Direction):
         protection = self._protection
         head = len(payload)
         size = head if data is None else head + len(data)
-        length, padding = self._frame(protection, size)
+        block = protection.block_size
+        # Align length field (unless it is AAD) + padding_length + payload + padding.
+        padding = block - (size + 5 - protection.aad_len) % block
+        if padding < _MIN_PADDING:
+            padding += block
+        length = size + 1 + padding
+        if length + 4 < _MIN_PACKET:
+            padding += block
+            length += block
+        if length > MAX_PACKET_SIZE:
+            raise LocalProtocolError(f"packet of {length} bytes exceeds {MAX_PACKET_SIZE}")
         total = 4 + length
         wire_size = total + protection.tag_size
-        buf = self._reserve(wire_size + total)
-        pos = self._end
-        plain = pos + wire_size  # the plaintext's staging room, just past its wire slot
-        _HEADER.pack_into(buf, plain, length, padding)
-        at = plain + 5
-        with memoryview(buf) as view:
-            view[at : at + head] = payload
-            at += head
-            if data is not None:
-                view[at : at + size - head] = data
-                at += size - head
-            view[at : at + padding] = _random_padding(padding)
-            seq = self.sequence
-            protection.seal_into(seq, view[plain : plain + total], view[pos:plain])
-        self._end = plain
+        seq = self.sequence
+        if size < _STAGE_FROM:  # a message: joining bytes costs less than views
+            header, tail = _HEADER.pack(length, padding), _random_padding(padding)
+            parts = (header, payload, tail) if data is None else (header, payload, data, tail)
+            wire = protection.seal(seq, b"".join(parts))
+            pos = self._end
+            buf = self._buf
+            if pos + wire_size > len(buf):
+                buf = self._reserve(wire_size)
+                pos = self._end
+            buf[pos : pos + wire_size] = wire
+        else:  # bulk data: assembled and sealed in the buffer, no allocation
+            buf = self._reserve(wire_size + total)
+            pos = self._end
+            plain = pos + wire_size  # the plaintext's staging room, just past its wire slot
+            _HEADER.pack_into(buf, plain, length, padding)
+            at = plain + 5
+            with memoryview(buf) as view:
+                view[at : at + head] = payload
+                at += head
+                if data is not None:
+                    view[at : at + size - head] = data
+                    at += size - head
+                view[at : at + padding] = _random_padding(padding)
+                protection.seal_into(seq, view[plain : plain + total], view[pos:plain])
+        self._end = pos + wire_size
         self.sequence = (seq + 1) & _MASK32
         self.packets_since_keys += 1
         self.bytes_since_keys += wire_size
@@ -431,21 +455,6 @@ class PacketWriter(_Direction):
         if self._free_when_sent:
             self._free_when_sent = False
             self._buf = _NO_OUTPUT
-
-    def _frame(self, protection: PacketProtection, size: int) -> tuple[int, int]:
-        """(packet_length, padding_length) for a ``size``-byte payload."""
-        block = protection.block_size
-        # Align length field (unless it is AAD) + padding_length + payload + padding.
-        padding = block - (size + 5 - protection.aad_len) % block
-        if padding < _MIN_PADDING:
-            padding += block
-        length = size + 1 + padding
-        if length + 4 < _MIN_PACKET:
-            padding += block
-            length += block
-        if length > MAX_PACKET_SIZE:
-            raise LocalProtocolError(f"packet of {length} bytes exceeds {MAX_PACKET_SIZE}")
-        return length, padding
 
     def _reserve(self, room: int) -> bytearray:
         """The buffer, with at least ``room`` free bytes after the queued ones."""

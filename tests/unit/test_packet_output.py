@@ -23,14 +23,15 @@ def write_in_slices(writer: PacketWriter, step: int) -> bytes:
 
 @pytest.mark.parametrize(("cipher", "mac"), SUITES, ids=SUITE_IDS)
 def test_queued_head_and_data_decode_as_one_payload(cipher: str, mac: str) -> None:
+    """Messages (joined, then sealed) and bulk data (sealed in the buffer) alike."""
     writer, reader = keyed_pair(cipher, mac)
-    writer.queue(b"\x5e\x00\x00\x00\x07", memoryview(DATA)[:32768])
+    sizes = [0, 10, 2042, 2043, 32768]  # with the 5-byte head: around _STAGE_FROM
+    for size in sizes:
+        writer.queue(b"\x5e\x00\x00\x00\x07", memoryview(DATA)[:size])
     writer.queue(b"\x60\x00\x00\x00\x07")
     reader.feed(writer.take())
-    assert drain(reader) == [
-        (0, b"\x5e\x00\x00\x00\x07" + DATA[:32768]),
-        (1, b"\x60\x00\x00\x00\x07"),
-    ]
+    expected = [b"\x5e\x00\x00\x00\x07" + DATA[:size] for size in sizes]
+    assert [payload for _, payload in drain(reader)] == [*expected, b"\x60\x00\x00\x00\x07"]
     assert writer.pending == 0
 
 
