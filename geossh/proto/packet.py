@@ -324,10 +324,11 @@ class PacketWriter(_Direction):
     ``queue(payload)`` compresses, pads, protects and numbers one payload into
     the buffer; ``output()`` is a view of everything queued and ``sent(n)``
     consumes it, so a socket writes straight from the buffer (``take()``
-    copies it out instead). Each packet's plaintext is assembled just past
-    its own wire slot and sealed into that slot, so a streaming connection
-    encodes every packet into the same memory with no allocation; once all
-    is sent, ``release`` frees the buffer.
+    copies it out instead). Bulk data is assembled just past its packet's
+    wire slot and sealed into that slot, so a streaming connection encodes
+    every packet into the same memory with no allocation (small messages
+    are joined and sealed as bytes, then copied in); once all is sent,
+    ``release`` frees the buffer.
     """
 
     __slots__ = ("_buf", "_compressor", "_end", "_free_when_sent", "_start")
@@ -377,11 +378,8 @@ class PacketWriter(_Direction):
             header, tail = _HEADER.pack(length, padding), _random_padding(padding)
             parts = (header, payload, tail) if data is None else (header, payload, data, tail)
             wire = protection.seal(seq, b"".join(parts))
+            buf = self._reserve(wire_size)
             pos = self._end
-            buf = self._buf
-            if pos + wire_size > len(buf):
-                buf = self._reserve(wire_size)
-                pos = self._end
             buf[pos : pos + wire_size] = wire
         else:  # bulk data: assembled and sealed in the buffer, no allocation
             buf = self._reserve(wire_size + total)
@@ -443,11 +441,9 @@ class PacketWriter(_Direction):
 
     def release(self) -> None:
         """Free the output buffer now, or once what is queued was sent (it grows again)."""
+        self._free_when_sent = True
         if self._start == self._end:
-            self._buf = _NO_OUTPUT
-            self._start = self._end = 0
-        else:
-            self._free_when_sent = True
+            self._drained()
 
     def _drained(self) -> None:
         """Everything was sent: start over at the front (of a new buffer after ``release``)."""
