@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable
 
 import pytest
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
@@ -33,12 +34,13 @@ from geossh.proto.kex import (
     ServerKex,
     create_server_kex,
     derive_key,
+    hybrid,
     load_moduli,
 )
 from geossh.proto.kex.dh import GROUP1_P, GROUP14_P, GROUP16_P, GROUP18_P
 from geossh.proto.kex.ecdh import Curve25519Kex, _EcdhNistKex
 from geossh.proto.kex.gex import DHGexSha256Kex, choose_modulus
-from geossh.proto.kex.hybrid import MLKEM768X25519Kex
+from geossh.proto.kex.hybrid import MLKEM_AVAILABLE, MLKEM768X25519Kex
 from geossh.proto.wire import Reader, byte, mpint, string, u32
 
 KEX_DIR = pathlib.Path(__file__).resolve().parents[2] / "geossh" / "proto" / "kex"
@@ -436,6 +438,20 @@ def test_x25519_low_order_point(name: str, point: bytes) -> None:
         new_kex(name).receive(30, byte(30) + string(point))
 
 
+needs_mlkem = pytest.mark.skipif(not MLKEM_AVAILABLE, reason="cryptography's OpenSSL lacks ML-KEM")
+
+
+def test_mlkem_registered_only_where_the_backend_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ("mlkem768x25519-sha256" in KEX_METHODS) == MLKEM_AVAILABLE
+
+    def unsupported() -> None:
+        raise UnsupportedAlgorithm("ML-KEM-768 is not supported by this backend.")
+
+    monkeypatch.setattr(hybrid.MLKEM768PrivateKey, "generate", unsupported)
+    assert hybrid._backend_has_mlkem() is False
+
+
+@needs_mlkem
 @pytest.mark.parametrize("point", LOW_ORDER_X25519, ids=range(len(LOW_ORDER_X25519)))
 def test_hybrid_low_order_point(point: bytes) -> None:
     ek = MLKEM768PrivateKey.generate().public_key().public_bytes_raw()
@@ -443,12 +459,14 @@ def test_hybrid_low_order_point(point: bytes) -> None:
         new_kex("mlkem768x25519-sha256").receive(30, byte(30) + string(ek + point))
 
 
+@needs_mlkem
 @pytest.mark.parametrize("size", [0, 1184, 1215, 1217, 1088 + 32])
 def test_hybrid_wrong_size(size: int) -> None:
     with pytest.raises(KexError):
         new_kex("mlkem768x25519-sha256").receive(30, byte(30) + string(bytes(size)))
 
 
+@needs_mlkem
 def test_hybrid_invalid_encapsulation_key() -> None:
     # Coefficients of 0xFFF exceed q = 3329: FIPS 203 §7.2 modulus check fails.
     blob = b"\xff" * 1184 + X25519PrivateKey.generate().public_key().public_bytes_raw()

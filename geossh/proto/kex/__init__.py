@@ -29,7 +29,7 @@ from geossh.proto.kex.ecdh import (
     EcdhNistp521Kex,
 )
 from geossh.proto.kex.gex import DHGexSha1Kex, DHGexSha256Kex
-from geossh.proto.kex.hybrid import MLKEM768X25519Kex
+from geossh.proto.kex.hybrid import MLKEM_AVAILABLE, MLKEM768X25519Kex
 from geossh.proto.kex.moduli import load_moduli
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
 KEX_METHODS: dict[str, type[ServerKex]] = {
     cls.name: cls
     for cls in (
-        MLKEM768X25519Kex,
+        *((MLKEM768X25519Kex,) if MLKEM_AVAILABLE else ()),
         Curve25519Kex,
         Curve25519LibsshKex,
         EcdhNistp256Kex,

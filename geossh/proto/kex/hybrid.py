@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 
-from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PublicKey
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from geossh.errors import KexError
@@ -25,12 +26,26 @@ from geossh.proto.kex.base import ServerKex
 from geossh.proto.kex.ecdh import X25519_SIZE, x25519_shared_secret
 from geossh.proto.wire import Reader, string
 
-__all__ = ["MLKEM768X25519Kex"]
+__all__ = ["MLKEM_AVAILABLE", "MLKEM768X25519Kex"]
 
 MLKEM768_PUBLIC_SIZE = 1184
 MLKEM768_CIPHERTEXT_SIZE = 1088
 C_INIT_SIZE = MLKEM768_PUBLIC_SIZE + X25519_SIZE
 _MAX_INIT = 4096  # read bound; the exact size is checked after
+
+
+def _backend_has_mlkem() -> bool:
+    """Whether this cryptography build can do ML-KEM-768 (OpenSSL 3.5+ or AWS-LC)."""
+    try:
+        MLKEM768PrivateKey.generate()
+    except UnsupportedAlgorithm:
+        return False
+    return True
+
+
+#: False with a cryptography linked to an OpenSSL without ML-KEM: the method
+#: is then not registered, so it is never offered.
+MLKEM_AVAILABLE = _backend_has_mlkem()
 
 
 class MLKEM768X25519Kex(ServerKex):
