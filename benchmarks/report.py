@@ -192,7 +192,8 @@ def goals(summ: dict[str, Any], scale_ns: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(value: float | None) -> str:
+def format_value(value: float | None) -> str:
+    """A value as the tables print it (rounded by magnitude; "-" when missing)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if abs(value) >= 100:
@@ -213,11 +214,11 @@ def table(summ: dict[str, Any], servers: list[str], metrics: list[str]) -> str:
         row = [f"{m.label} ({m.unit})"]
         for server in servers:
             stats = summ.get(metric, {}).get(server)
-            row.append(
-                "-"
-                if stats is None
-                else f"{_fmt(stats['median'])} [{_fmt(stats['min'])}-{_fmt(stats['max'])}]"
-            )
+            if stats is None:
+                row.append("-")
+            else:
+                low, high = format_value(stats["min"]), format_value(stats["max"])
+                row.append(f"{format_value(stats['median'])} [{low}-{high}]")
         for peer in peers:
             r = rat.get(metric, {}).get(peer)
             if r is None:
@@ -243,7 +244,7 @@ def goals_table(rows: list[dict[str, Any]]) -> str:
     width = max(len(r["goal"]) for r in rows)
     out = [f"{'goal'.ljust(width)}  {'geossh':>9}  {'target':>9}  result"]
     for r in rows:
-        ours, limit = _fmt(r["geossh"]), _fmt(r["limit"])
+        ours, limit = format_value(r["geossh"]), format_value(r["limit"])
         out.append(f"{r['goal'].ljust(width)}  {ours:>9}  {limit:>9}  {r['result']}")
     return "\n".join(out)
 
