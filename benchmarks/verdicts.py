@@ -15,6 +15,8 @@ from typing import Any
 
 from benchmarks.report import format_value
 
+_JUDGED = ("met", "MISSED")  # other results ("n/a") are not verdicts
+
 
 def load(paths: list[Path]) -> list[dict[str, Any]]:
     """The runs' documents, oldest first (by their ``timestamp``)."""
@@ -30,14 +32,14 @@ def tally(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         per_run = [
             next((row for row in run.get("goals", []) if row["goal"] == name), None) for run in runs
         ]
-        judged = [row for row in per_run if row is not None and row["result"] in ("met", "MISSED")]
+        judged = [row for row in per_run if row is not None and row["result"] in _JUDGED]
         met = sum(row["result"] == "met" for row in judged)
         rows.append({"goal": name, "met": met, "judged": len(judged), "runs": per_run})
     return rows
 
 
 def _cell(row: dict[str, Any] | None) -> str:
-    if row is None or row["result"] not in ("met", "MISSED"):
+    if row is None or row["result"] not in _JUDGED:
         return "n/a"
     mark = "" if row["result"] == "met" else " !"
     return f"{format_value(row['geossh'])}/{format_value(row['limit'])}{mark}"

@@ -19,13 +19,17 @@ from typing import Any, TypeVar
 import gevent
 import gevent.server
 import gevent.subprocess
+import pytest
 
 import geossh
 from geossh.channel import Channel
+from geossh.proto.kex.hybrid import MLKEM_AVAILABLE
 from geossh.sftp.local import LocalSFTPServer
 from geossh.sftp.scp import ScpHandler
 
 T = TypeVar("T")
+#: For tests of mlkem768x25519-sha256, which exists only where the backend has ML-KEM.
+needs_mlkem = pytest.mark.skipif(not MLKEM_AVAILABLE, reason="cryptography's OpenSSL lacks ML-KEM")
 USER = "alice"
 PASSWORD = "correct horse"
 HOST_KEYS = {

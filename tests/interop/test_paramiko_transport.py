@@ -8,12 +8,12 @@ from typing import Any
 import paramiko
 import pytest
 
-from tests.support import PASSWORD, USER, ServerHarness, in_thread
+from tests.support import PASSWORD, USER, ServerHarness, in_thread, needs_mlkem
 
 pytestmark = pytest.mark.interop
 
 PARAMIKO_KEX = [
-    "mlkem768x25519-sha256",
+    pytest.param("mlkem768x25519-sha256", marks=needs_mlkem),
     "curve25519-sha256@libssh.org",
     "ecdh-sha2-nistp256",
     "ecdh-sha2-nistp384",
@@ -109,7 +109,7 @@ async def _asyncssh_exec(port: int, **options: Any) -> tuple[str, int | None, st
 @pytest.mark.parametrize(
     "options",
     [
-        {"kex_algs": ["mlkem768x25519-sha256"]},
+        pytest.param({"kex_algs": ["mlkem768x25519-sha256"]}, marks=needs_mlkem),
         {"kex_algs": ["curve25519-sha256"]},
         {"encryption_algs": ["chacha20-poly1305@openssh.com"]},
         {"encryption_algs": ["aes256-gcm@openssh.com"]},

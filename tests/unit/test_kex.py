@@ -42,6 +42,7 @@ from geossh.proto.kex.ecdh import Curve25519Kex, _EcdhNistKex
 from geossh.proto.kex.gex import DHGexSha256Kex, choose_modulus
 from geossh.proto.kex.hybrid import MLKEM_AVAILABLE, MLKEM768X25519Kex
 from geossh.proto.wire import Reader, byte, mpint, string, u32
+from tests.support import needs_mlkem
 
 KEX_DIR = pathlib.Path(__file__).resolve().parents[2] / "geossh" / "proto" / "kex"
 
@@ -436,9 +437,6 @@ def test_x25519_wrong_length(name: str, size: int) -> None:
 def test_x25519_low_order_point(name: str, point: bytes) -> None:
     with pytest.raises(KexError):
         new_kex(name).receive(30, byte(30) + string(point))
-
-
-needs_mlkem = pytest.mark.skipif(not MLKEM_AVAILABLE, reason="cryptography's OpenSSL lacks ML-KEM")
 
 
 def test_mlkem_registered_only_where_the_backend_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
