@@ -83,8 +83,14 @@ def attrs_bytes(attr: Any) -> bytes:
 
 
 def status(rid: int, code: Any, message: str | None = None) -> bytes:
-    """STATUS for an interface return value (anything but an int is FAILURE)."""
+    """STATUS for an interface return value (anything but an int is FAILURE).
+
+    An int subclass with a ``message`` attribute (``geossh.sftp.local.SFTPStatus``)
+    gives the status text.
+    """
     if type(code) is not int:
+        if message is None:
+            message = getattr(code, "message", None)
         code = int(code) if isinstance(code, int) else p.SFTP_FAILURE
     return p.encode_status(rid, code, message)
 
