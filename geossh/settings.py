@@ -91,8 +91,15 @@ class TransportSettings:
 
     @property
     def preferred_compression(self) -> tuple[str, ...]:
-        """Compression methods offered."""
-        return self._filtered("compression", self._preferred_compression)
+        """Compression methods offered: never plain ``zlib``, which starts before authentication.
+
+        ``zlib@openssh.com`` starts after it (SECURITY.md; OpenSSH's sshd
+        offers no plain zlib either), so ``use_compression(True)`` offers
+        ``zlib@openssh.com,none`` even though ``_preferred_compression`` is
+        paramiko's ``("zlib@openssh.com", "zlib", "none")``.
+        """
+        offered = self._filtered("compression", self._preferred_compression)
+        return tuple(name for name in offered if name != "zlib")
 
     def get_security_options(self) -> SecurityOptions:
         """A view whose lists can be changed before ``start_server``."""
