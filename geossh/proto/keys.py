@@ -44,6 +44,10 @@ CERT_SUFFIX = "-cert-v01@openssh.com"
 
 RSA_MIN_BITS = 1024  # OpenSSH SSH_RSA_MINIMUM_MODULUS_SIZE
 RSA_MAX_BITS = 16384  # OpenSSH SSHBUF_MAX_BIGNUM * 8
+# Largest RSA public exponent, in bits: OpenSSL's OPENSSL_RSA_MAX_PUBEXP_BITS,
+# which OpenSSL (and so OpenSSH) enforces for moduli over 3072 bits; here for
+# every size, so that a huge exponent cannot make each verify ~100x dearer.
+RSA_MAX_E_BITS = 64
 MAX_TYPE_NAME = 64  # longest algorithm name we will read out of a blob
 
 # Hash per RSA signature algorithm (RFC 8332 §3; ssh-rsa is SHA-1, RFC 4253 §6.6).
@@ -248,6 +252,11 @@ def _describe(key: PublicKey) -> tuple[str, int]:
         return key_type, key.curve.key_size
     if not RSA_MIN_BITS <= key.key_size <= RSA_MAX_BITS:
         raise UnsupportedKeyType(f"RSA key size {key.key_size} outside supported range")
+    exponent = key.public_numbers().e
+    if exponent.bit_length() > RSA_MAX_E_BITS:
+        raise UnsupportedKeyType(
+            f"RSA public exponent of {exponent.bit_length()} bits (at most {RSA_MAX_E_BITS})"
+        )
     return RSA, key.key_size
 
 

@@ -504,6 +504,26 @@ def test_rsa_blob_rules() -> None:
         keys.public_key_from_blob(_rsa_blob(e_bytes, n_bytes[1:]))
 
 
+def _mpint(value: int) -> bytes:
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big")  # a leading zero when needed
+    return struct.pack(">I", len(body)) + body
+
+
+@pytest.mark.parametrize(("e_bits", "accepted"), [(17, True), (64, True), (65, False),
+                                                   (2000, False)])  # fmt: skip
+def test_rsa_public_exponent_is_capped(e_bits: int, accepted: bool) -> None:
+    """A huge e makes every failed verify dearer (~100x at 2000 bits): over 64 bits is refused."""
+    _, n = _rsa_numbers()
+    e = (1 << (e_bits - 1)) | 1  # odd, exactly e_bits long
+    blob = s("ssh-rsa") + _mpint(e) + _mpint(n)
+    if accepted:
+        assert keys.public_key_from_blob(blob).bits == 2048
+        return
+    with pytest.raises(UnsupportedKeyType, match="public exponent"):
+        keys.public_key_from_blob(blob)
+    assert keys.RSA_MAX_E_BITS == 64
+
+
 @pytest.mark.parametrize(
     "type_name",
     ["ssh-dss", "sk-ssh-ed25519@openssh.com", "ssh-ed448", "ssh-ed25519-cert-v01@openssh.com", "x"],
