@@ -331,22 +331,26 @@ def test_absolute_links_to_the_roots_real_path_work(si: LocalSFTPServer, tree: P
 
 
 @pytest.mark.parametrize(
-    ("target", "stored"),
-    [
-        ("/etc/passwd", "../etc/passwd"),
-        ("../../../../etc/passwd", "../etc/passwd"),
-        ("inner.txt", "inner.txt"),
-        ("/sub/inner.txt", "inner.txt"),
-        ("../hello.txt", "../hello.txt"),
-        ("/", ".."),
-        ("..", ".."),
+    ("target", "stored", "shown"),
+    [  # "@" is the root's real path: only relative targets without ".." stay relative
+        ("/etc/passwd", "@/etc/passwd", "/etc/passwd"),
+        ("../../../../etc/passwd", "@/etc/passwd", "/etc/passwd"),
+        ("inner.txt", "inner.txt", "inner.txt"),
+        ("./x/./y", "./x/./y", "./x/./y"),
+        ("/sub/inner.txt", "@/sub/inner.txt", "/sub/inner.txt"),
+        ("/sub/../hello.txt", "@/hello.txt", "/hello.txt"),
+        ("../hello.txt", "@/hello.txt", "/hello.txt"),
+        ("/", "@", "/"),
+        ("..", "@", "/"),
+        ("@/sub/inner.txt", "@/sub/inner.txt", "/sub/inner.txt"),
     ],
 )
 def test_created_symlinks_stay_inside(
-    si: LocalSFTPServer, tree: Path, target: str, stored: str
+    si: LocalSFTPServer, tree: Path, target: str, stored: str, shown: str
 ) -> None:
-    assert si.symlink(target, "/sub/l") == p.SFTP_OK
-    assert os.readlink(tree / "sub" / "l") == stored
+    assert si.symlink(target.replace("@", str(tree)), "/sub/l") == p.SFTP_OK
+    assert os.readlink(tree / "sub" / "l") == stored.replace("@", str(tree))
+    assert si.readlink("/sub/l") == shown
     real = os.path.realpath(tree / "sub" / "l")
     assert real == str(tree) or real.startswith(str(tree) + os.sep)
 
