@@ -23,8 +23,13 @@ overflows 2^32-1, are protocol errors. Opens beyond ``max_channels`` get
 OPEN_FAILURE(RESOURCE_SHORTAGE).
 
 CHANNEL_DATA has a fast path that slices the payload without a general
-decoder; one ``send_data`` call queues at most ``SEND_LIMIT`` bytes so that a
-peer granting a huge window cannot make us encode unbounded output at once.
+decoder; one ``send_data`` call queues at most ``SEND_LIMIT`` bytes in at
+most ``SEND_PACKETS`` packets, so that a peer granting a huge window, or
+advertising a tiny maximum packet (1 byte: one packet per byte), cannot make
+us encode unbounded output, or spend unbounded CPU, in one call. The peer's
+maximum packet is honoured whatever it is, as OpenSSH does (channels.c sends
+``min(buffered, remote_window, remote_maxpacket)`` per packet and paces by
+its output buffer); the caller loops, yielding and flushing between calls.
 Pure: no I/O.
 """
 
@@ -77,6 +82,7 @@ _KINDS = {
     )
 }
 SEND_LIMIT = 256 * 1024  # most data one ``send_data`` call queues
+SEND_PACKETS = 64  # most packets one ``send_data`` call queues (tiny peer max packets)
 
 
 class ChannelPhase(enum.Enum):
@@ -391,8 +397,8 @@ class ChannelLayer:
         """Send as much of ``data`` as the peer's window allows; return the count."""
         chan = self._open_for_sending(local_id)
         out = chan.outbound
-        total = out.take(min(len(data), SEND_LIMIT))
         step = out.max_packet
+        total = out.take(min(len(data), SEND_LIMIT, step * SEND_PACKETS))
         send = self.transport.send_data
         view = memoryview(data)[:total]  # never more than the window granted
         for start in range(0, total, step):
@@ -405,9 +411,16 @@ class ChannelLayer:
         return total
 
     def send_window(self, local_id: int) -> int:
-        """Bytes the peer's window allows us to send now."""
+        """Bytes one ``send_data`` call may send now (window, at most ``SEND_PACKETS`` packets).
+
+        Never more than ``send_data`` would send, so a caller that cuts its
+        data to this size (at a UTF-8 boundary, say) has all of it sent.
+        """
         chan = self.channels.get(local_id)
-        return chan.outbound.remaining if chan is not None else 0
+        if chan is None:
+            return 0
+        out = chan.outbound
+        return min(out.remaining, out.max_packet * SEND_PACKETS)
 
     def _open_for_sending(self, local_id: int) -> ChannelState:
         chan = self.channels.get(local_id)

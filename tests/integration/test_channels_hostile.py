@@ -384,3 +384,78 @@ async def _paused_reader(port: int, size: int, resume: threading.Event) -> list[
         for chan, _ in opened:
             await chan.wait_closed()
     return [(sink.count, sink.digest.digest() == expected.digest()) for _, sink in opened]
+
+
+# -- a 1-byte maximum packet ------------------------------------------------------------
+class _LargestWrite:
+    """Wraps the server's socket: the largest single write (output held in memory at once)."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.largest = 0
+
+    def sendall(self, data: bytes) -> None:
+        self.largest = max(self.largest, len(data))
+        self._sock.sendall(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def test_one_byte_max_packet_keeps_output_under_the_cap(server: ServerHarness) -> None:
+    """asyncssh advertises a 1-byte maximum packet and stops reading for a while.
+
+    Every byte is its own packet (~40 bytes on the wire), as the peer asked,
+    but output is encoded a batch at a time behind the output cap: one 64 KiB
+    send used to become 65,536 packets (2.5 MiB) queued at once, without a yield.
+    """
+    size = 64 * 1024
+    watched: list[_LargestWrite] = []
+
+    def configure(transport: geossh.Transport) -> None:
+        transport.sock = _LargestWrite(transport.sock)
+        watched.append(transport.sock)
+
+    server.configure = configure
+    use_channel_app(server)
+    resume = threading.Event()
+    result = gevent.get_hub().threadpool.spawn(
+        lambda: asyncio.run(_tiny_packet_reader(server.port, size, resume))
+    )
+    ours = _wait_for_transport(server, sessions=1)
+    assert ours._conn.channels.send_window(min(ours._conn.channels.channels)) <= 64
+    resume.set()
+    count, intact, largest_packet = result.get(timeout=60)
+    assert (count, intact, largest_packet) == (size, True, 1)
+    assert watched[0].largest <= (1 << 20) + (64 << 10), watched[0].largest
+    assert _queued(ours) == 0
+
+
+async def _tiny_packet_reader(
+    port: int, size: int, resume: threading.Event
+) -> tuple[int, bool, int]:
+    import asyncssh
+
+    expected = hashlib.sha256((pattern_block() * (size // len(pattern_block()) + 1))[:size])
+
+    class Sink(asyncssh.SSHClientSession):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.count, self.largest, self.digest = 0, 0, hashlib.sha256()
+
+        def data_received(self, data: bytes, datatype: Any) -> None:
+            self.count += len(data)
+            self.largest = max(self.largest, len(data))
+            self.digest.update(data)
+
+    async with asyncssh.connect(
+        "127.0.0.1", port, username=USER, password=PASSWORD, known_hosts=None,
+        client_keys=None, agent_path=None,
+    ) as conn:  # fmt: skip
+        chan, sink = await conn.create_session(
+            Sink, f"generate {size}", encoding=None, window=1 << 30, max_pktsize=1
+        )
+        conn._transport.pause_reading()
+        await asyncio.get_running_loop().run_in_executor(None, resume.wait)
+        conn._transport.resume_reading()
+        await chan.wait_closed()
+    return sink.count, sink.digest.digest() == expected.digest(), sink.largest

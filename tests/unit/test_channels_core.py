@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from geossh.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto import events as ev
 from geossh.proto import wire
-from geossh.proto.channels import SEND_LIMIT, ChannelLayer
+from geossh.proto.channels import SEND_LIMIT, SEND_PACKETS, ChannelLayer
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import MSG, OpenFailure
 from geossh.proto.window import MAX_OUT_PACKET, InboundWindow
@@ -279,6 +279,25 @@ def test_peer_max_packet_is_clamped() -> None:
     transport.pop()
     layer.send_data(chan, bytes(MAX_OUT_PACKET + 1))
     assert [len(p) - 9 for p in transport.pop()] == [MAX_OUT_PACKET, 1]
+
+
+@pytest.mark.parametrize("packet", [1, 7, 4096])
+def test_tiny_peer_max_packet_is_honoured_a_bounded_batch_at_a_time(packet: int) -> None:
+    """A 1-byte maximum packet must not turn one call into 262,144 packets (9 MiB encoded)."""
+    layer, transport, events = make_layer()
+    chan = opened(layer, events, window=1 << 30, packet=packet)
+    transport.pop()
+    expected = min(SEND_LIMIT, packet * SEND_PACKETS)
+    assert layer.send_window(chan) == expected  # what one send_data call will take
+    data = bytes(range(256)) * (4 * SEND_LIMIT // 256)
+    sent = 0
+    for _ in range(4):
+        assert layer.send_data(chan, data[sent:]) == expected
+        packets = transport.pop()
+        assert len(packets) <= SEND_PACKETS
+        assert all(len(p) - 9 <= packet for p in packets)  # the peer's maximum, always
+        assert b"".join(p[9:] for p in packets) == data[sent : sent + expected]
+        sent += expected
 
 
 def test_sending_after_eof_or_close_is_refused() -> None:
