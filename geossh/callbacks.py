@@ -6,7 +6,11 @@ passed to paramiko's callbacks with paramiko's argument types (``command``,
 body (including malformed terminal modes) gets a failure reply without
 calling the application; so does a session request (``exec``, ``pty-req`` …)
 on a channel that is not a session, as in OpenSSH. A callback that raises
-fails that one request (logged with its traceback).
+fails that one request (logged with its traceback). A channel-open
+callback returning anything but an int (None, say) refuses the open
+(ADMINISTRATIVELY_PROHIBITED, as paramiko does). At most
+``MAX_ENV_REQUESTS`` ``env`` requests per channel are accepted, as in sshd;
+later ones fail without asking the application.
 
 Ordering (DESIGN.md): ``answer_channel_request`` closes the channel's send
 gate while the callback runs, so a greenlet the callback woke or spawned
@@ -22,6 +26,7 @@ without "SIG") and ``check_channel_break_request(channel, length_ms)``
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,25 +57,37 @@ def call(log: logging.LoggerAdapter[Any], fn: Any, failure: Any, *args: Any) -> 
 def channel_open_result(
     server: ServerInterface, log: logging.LoggerAdapter[Any], chanid: int, kind: str, data: bytes
 ) -> int:
-    """Ask whether a channel the peer opens may exist; returns an OPEN_* code."""
+    """Ask whether a channel the peer opens may exist; returns an OPEN_* code.
+
+    A callback returning something that is not an int (None, say) refuses
+    the open, as in paramiko: OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED.
+    """
     failure = OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
     try:
         if kind == "direct-tcpip":
             reader = wire.Reader(data)
             host, port = reader.text(1024), reader.u32()
             origin = (reader.text(1024), reader.u32())
-            return int(
-                call(log, server.check_channel_direct_tcpip_request, failure,
-                     chanid, origin, (host, port))
-            )  # fmt: skip
-        if kind == "direct-streamlocal@openssh.com":
+            result = call(log, server.check_channel_direct_tcpip_request, failure,
+                          chanid, origin, (host, port))  # fmt: skip
+        elif kind == "direct-streamlocal@openssh.com":
             reader = wire.Reader(data)
             path = reader.text(4096)
             check = getattr(server, "check_channel_direct_streamlocal_request", None)
-            return int(call(log, check, failure, chanid, path))
+            result = call(log, check, failure, chanid, path)
+        else:
+            result = call(log, server.check_channel_request, failure, kind, chanid)
     except RemoteProtocolError:
         return failure
-    return int(call(log, server.check_channel_request, failure, kind, chanid))
+    return _open_code(log, result, failure)
+
+
+def _open_code(log: logging.LoggerAdapter[Any], result: Any, failure: int) -> int:
+    """An OPEN_* code from a callback's result; anything but an int (or bool) is ``failure``."""
+    if isinstance(result, int):  # bool too: False is 0, OPEN_SUCCEEDED (paramiko's semantics)
+        return int(result)
+    log.warning("channel open callback returned %r, not an OPEN_* code: refused", type(result))
+    return failure
 
 
 def _pty(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
@@ -108,7 +125,15 @@ def _x11(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
 def _env(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
     name = r.string(1024)
     value = r.string(64 * 1024)
-    return server.check_channel_env_request(chan, name, value)
+    accepted = _ENV_ACCEPTED.get(chan, 0)
+    if accepted >= MAX_ENV_REQUESTS:  # sshd's session_env_req: "too many env vars"
+        _ENV_ACCEPTED[chan] = MAX_ENV_REQUESTS + 1  # logged once per channel
+        raise _Refused(f"{MAX_ENV_REQUESTS} env requests already accepted",
+                       first=accepted == MAX_ENV_REQUESTS)  # fmt: skip
+    ok = server.check_channel_env_request(chan, name, value)
+    if ok:
+        _ENV_ACCEPTED[chan] = accepted + 1
+    return ok
 
 
 def _signal(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
@@ -124,6 +149,18 @@ def _break(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
 def _exit_status(server: ServerInterface, chan: Channel, r: wire.Reader) -> Any:
     return chan._set_exit_status(r.rest())
 
+
+class _Refused(Exception):
+    """A request refused before the application is asked (a per-channel cap)."""
+
+    def __init__(self, reason: str, first: bool = True) -> None:
+        super().__init__(reason)
+        self.first = first  # logged at INFO the first time, then at DEBUG
+
+
+#: Accepted ``env`` requests per channel; later ones fail unasked (sshd stops at 128).
+MAX_ENV_REQUESTS = 128
+_ENV_ACCEPTED: weakref.WeakKeyDictionary[Channel, int] = weakref.WeakKeyDictionary()
 
 _Handler = Callable[["ServerInterface", "Channel", wire.Reader], Any]
 _REQUESTS: dict[str, _Handler] = {
@@ -159,6 +196,10 @@ def channel_request_result(
         return False
     try:
         result = handler(server, chan, wire.Reader(data))
+    except _Refused as exc:
+        level = logging.INFO if exc.first else logging.DEBUG
+        log.log(level, "[chan %s] Refused %r: %s", chan.get_name(), kind, exc)
+        return False
     except RemoteProtocolError as exc:
         log.warning("[chan %s] Malformed %s request: %s", chan.get_name(), kind, exc)
         return False

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 SessionHandler = Callable[["Session"], "int | None"]
 DEFAULT_ACCEPT_ENV = ("LANG", "LC_*", "TZ")
 MAX_LINE = 4096
+#: Environment kept per session: variables (sshd's cap) and bytes of names and values.
+MAX_ENV_VARS = 128
+MAX_ENV_BYTES = 64 * 1024
+#: Received ``signal`` requests a session keeps unread (without ``on_signal``).
+MAX_SIGNALS = 64
 _LONE_LF = re.compile(rb"(?<!\r)\n")
 _log = logging.getLogger("geossh.server")
 
@@ -106,6 +111,10 @@ class Session:
     ``window_changed`` is set on every window-change (the new size is in
     ``pty``); ``on_window_change(pty)`` and ``on_signal(name)`` are optional
     callbacks, run in the connection greenlet, so they must not block.
+    ``signals`` lists the names of ``signal`` requests received while no
+    ``on_signal`` was set, oldest first; a handler may clear it. It holds at
+    most ``MAX_SIGNALS``: later ones are refused (failure reply) until it
+    shrinks. With ``on_signal`` set, signals go to it and are not kept.
     """
 
     def __init__(
@@ -240,10 +249,15 @@ class Session:
         if self.on_window_change is not None:
             self.on_window_change(self.pty)
 
-    def _signal(self, name: str) -> None:
-        self.signals.append(name)
+    def _signal(self, name: str) -> bool:
+        """Deliver one ``signal`` request; False (refused) when ``signals`` is full."""
         if self.on_signal is not None:
             self.on_signal(name)
+            return True
+        if len(self.signals) >= MAX_SIGNALS:
+            return False
+        self.signals.append(name)
+        return True
 
 
 @dataclass
@@ -252,7 +266,24 @@ class _Pending:
 
     pty: PtyInfo | None = None
     env: dict[str, str] = field(default_factory=dict)
+    env_bytes: int = 0  # names and values in ``env``, UTF-8
+    env_full: bool = False  # a request was refused for the caps (logged once)
     session: Session | None = None
+
+    def set_env(self, name: str, value: str) -> bool:
+        """Keep ``name=value`` unless that passes ``MAX_ENV_VARS`` or ``MAX_ENV_BYTES``."""
+        old = self.env.get(name)
+        size = len(name.encode()) + len(value.encode())
+        total = self.env_bytes + size
+        if old is not None:
+            total -= len(name.encode()) + len(old.encode())
+        elif len(self.env) >= MAX_ENV_VARS:
+            return False
+        if total > MAX_ENV_BYTES:
+            return False
+        self.env[name] = value
+        self.env_bytes = total
+        return True
 
 
 def _overrides(server: Any, name: str) -> bool:
@@ -318,15 +349,30 @@ class SessionDispatcher:
         return True
 
     def check_channel_env_request(self, channel: Channel, name: bytes, value: bytes) -> bool:
-        """Keep variables ``accept_env`` allows (or the interface accepts)."""
+        """Keep variables ``accept_env`` allows (or the interface accepts).
+
+        A session keeps at most ``MAX_ENV_VARS`` variables and
+        ``MAX_ENV_BYTES`` of them; requests beyond fail (the interface is
+        not asked).
+        """
         text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        raw = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        state = self._state(channel)
+        if text not in state.env and len(state.env) >= MAX_ENV_VARS:
+            return self._env_refused(state, text)
         ok = self.handlers.env_allowed(text) or bool(
             self.server.check_channel_env_request(channel, name, value)
         )
-        if ok:
-            raw = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-            self._state(channel).env[text] = raw
+        if ok and not state.set_env(text, raw):
+            return self._env_refused(state, text)
         return ok
+
+    def _env_refused(self, state: _Pending, name: str) -> bool:
+        if not state.env_full:  # one line per session, however many follow
+            state.env_full = True
+            self.log.info("env %r refused: session environment full (%d variables, "
+                          "%d bytes)", name, len(state.env), state.env_bytes)  # fmt: skip
+        return False
 
     def check_channel_window_change_request(
         self, channel: Channel, width: int, height: int, pw: int, ph: int
@@ -349,8 +395,7 @@ class SessionDispatcher:
         if state is None or state.session is None:
             check = getattr(self.server, "check_channel_signal_request", None)
             return bool(check(channel, name)) if check is not None else False
-        state.session._signal(name)
-        return True
+        return state.session._signal(name)
 
     # -- session start ------------------------------------------------------------
     def check_channel_exec_request(self, channel: Channel, command: bytes) -> bool:
