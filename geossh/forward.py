@@ -30,9 +30,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
+import ipaddress
 import logging
 import os
+import re
 import socket
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -50,8 +54,6 @@ from geossh.errors import SSHException
 from geossh.server import ServerInterface
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
     from geossh.channel import Channel
     from geossh.transport import Transport
 
@@ -62,6 +64,8 @@ FORWARDED_TCPIP = "forwarded-tcpip"
 FORWARDED_STREAMLOCAL = "forwarded-streamlocal@openssh.com"
 
 Target = tuple[str, int] | str  # (host, port) or a Unix socket path
+Address = tuple[int, Any]  # (address family, sockaddr) as getaddrinfo gives them
+Resolver = Callable[[str, int], Sequence[Address]]
 _logger = logging.getLogger("geossh.forward")
 
 
@@ -122,24 +126,97 @@ def close_quietly(sock: Any) -> None:
         sock.close()
 
 
-def connect(target: Target, timeout: float) -> Any:
-    """A cooperative socket connected to ``(host, port)`` or a Unix path within ``timeout``."""
+def connect(target: Target, timeout: float, resolver: Resolver | None = None) -> Any:
+    """A cooperative socket connected to ``(host, port)`` or a Unix path within ``timeout``.
+
+    A host is resolved once (``resolver``, default ``resolve``) and its
+    addresses are tried in order; a path is connected as ``connect_unix`` does.
+    """
     with gevent.Timeout(timeout, TimeoutError("connect timed out")):
         if isinstance(target, str):
-            sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(target)
-            except BaseException:
-                sock.close()
-                raise
-        else:
-            sock = gevent.socket.create_connection((_checked_host(target[0]), target[1]))
-    _tune(sock)
+            return connect_unix(target)
+        return connect_addresses((resolver or resolve)(target[0], target[1]))
+
+
+def resolve(host: str, port: int) -> list[Address]:
+    """``(family, sockaddr)`` of every IPv4/IPv6 address of ``host`` (gevent's resolver)."""
+    infos = gevent.socket.getaddrinfo(_checked_host(host), port, 0, socket.SOCK_STREAM)
+    return [
+        (family, sockaddr)
+        for family, _, _, _, sockaddr in infos
+        if family in (socket.AF_INET, socket.AF_INET6)
+    ]
+
+
+def connect_addresses(addresses: Sequence[Address]) -> Any:
+    """Connect to the first of ``addresses`` that answers (no name is looked up here)."""
+    error: OSError = OSError(errno.EHOSTUNREACH, "no address to connect to")
+    for family, sockaddr in addresses:
+        sock = gevent.socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        _tune(sock)
+        return sock
+    raise error
+
+
+def connect_unix(path: str) -> Any:
+    """Connect to the Unix socket at ``path``, and only to the file that path names now.
+
+    Where Linux's ``O_PATH`` and ``/proc/self/fd`` exist, the file is opened
+    without following a final symlink, checked to be a socket whose path is
+    still ``path`` (no component swapped for a symlink meanwhile), and
+    connected through its descriptor: what was checked is what is reached.
+    """
+    sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with _pinned(path, directory=False) as pinned:
+            sock.connect(pinned)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
+@contextlib.contextmanager
+def _pinned(path: str, directory: bool) -> Iterator[str]:
+    """A name for exactly the file (or directory) ``path`` names now: ``/proc/self/fd/N``.
+
+    OSError if it is not a socket (a directory) or its resolved path is no
+    longer ``path``. Without ``O_PATH`` or ``/proc`` (not Linux), ``path`` itself.
+    """
+    o_path = getattr(os, "O_PATH", 0)
+    if not o_path or not os.path.isdir("/proc/self/fd"):
+        yield path
+        return
+    flags = o_path | os.O_CLOEXEC | (os.O_DIRECTORY if directory else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISDIR(mode) if directory else stat.S_ISSOCK(mode)):
+            raise OSError(errno.ECONNREFUSED, f"{path} is not a socket")
+        if os.readlink(f"/proc/self/fd/{fd}") != path:
+            raise OSError(errno.ECONNREFUSED, f"{path} changed after it was checked")
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
 def _checked_host(host: str) -> str:
-    """``host``, or ValueError here rather than a traceback in gevent's resolver thread."""
+    """``host``, or ValueError here rather than a traceback in gevent's resolver thread.
+
+    A NUL is refused: the C resolver would stop there (``127.0.0.1\0.evil``
+    resolves as 127.0.0.1).
+    """
+    if "\0" in host:
+        raise ValueError("host name contains NUL")
     host.encode("idna")  # UnicodeError for empty or over-long labels
     return host
 
@@ -174,32 +251,112 @@ def _port_matches(spec: str, port: int) -> bool:
     return first <= port <= last
 
 
-def _hostport_matches(patterns: Sequence[str], host: str, port: int) -> bool:
-    for pattern in patterns:
-        host_pattern, port_spec = _split_hostport(pattern)
-        if fnmatch.fnmatchcase(host.lower(), host_pattern.lower()) and _port_matches(
-            port_spec, port
-        ):
+# A host pattern made of digits, dots and wildcards (``10.0.0.*``) or with a colon
+# (IPv6, ``[fd00::*]``) is an address pattern; one with "/" a network (CIDR).
+_ADDRESS_PATTERN = re.compile(r"[0-9.*?]*[0-9.][0-9.*?]*|[0-9a-fA-F:.*?%]*:[0-9a-fA-F:.*?%]*")
+
+
+class _Rule(NamedTuple):
+    """One ``host:port`` pattern: ``kind`` is "any" (``*``), "name", "address" or "network"."""
+
+    kind: str
+    host: str  # lower-cased fnmatch pattern; an exact address in canonical form
+    port: str
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+
+    @classmethod
+    def parse(cls, pattern: str) -> _Rule:
+        host, port = _split_hostport(pattern)
+        host = host.lower()
+        if host == "*":
+            return cls("any", host, port)
+        if "/" in host:
+            return cls("network", host, port, ipaddress.ip_network(host, strict=False))
+        if _ADDRESS_PATTERN.fullmatch(host):
+            with contextlib.suppress(ValueError):  # an exact address: canonical form
+                host = str(ipaddress.ip_address(host))
+            return cls("address", host, port)
+        return cls("name", host, port)
+
+    def matches_name(self, host: str, port: int) -> bool:
+        return (
+            self.kind in ("any", "name")
+            and _port_matches(self.port, port)
+            and fnmatch.fnmatchcase(host.lower(), self.host)
+        )
+
+    def matches_address(self, address: str, port: int) -> bool:
+        if self.kind == "name" or not _port_matches(self.port, port):
+            return False
+        if self.kind == "any":
             return True
-    return False
+        candidates = [ipaddress.ip_address(address)]
+        mapped = getattr(candidates[0], "ipv4_mapped", None)
+        if mapped is not None:  # ::ffff:10.0.0.5 reaches 10.0.0.5
+            candidates.append(mapped)
+        if self.network is not None:
+            return any(ip in self.network for ip in candidates)
+        return any(fnmatch.fnmatchcase(str(ip), self.host) for ip in candidates)
+
+
+def _rules(patterns: Sequence[str]) -> list[_Rule]:
+    return [_Rule.parse(pattern) for pattern in patterns]
+
+
+def _hostport_matches(patterns: Sequence[str], host: str, port: int) -> bool:
+    """``host`` as a name (never as an address: the name may resolve anywhere)."""
+    return any(rule.matches_name(host, port) for rule in _rules(patterns))
+
+
+def _address_matches(patterns: Sequence[str], address: str, port: int) -> bool:
+    """One resolved address against the address, network and ``*`` patterns."""
+    return any(rule.matches_address(address, port) for rule in _rules(patterns))
+
+
+def address_text(sockaddr: Any) -> str:
+    """The canonical text of a sockaddr's address (``10.0.0.5``, ``::1``, ``fe80::1%eth0``)."""
+    return str(ipaddress.ip_address(sockaddr[0]))
+
+
+def _literal_address(host: str) -> str | None:
+    """The canonical form of ``host`` if it is an IP address literal, else None."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def resolve_unix_path(path: str) -> str | None:
+    """``path`` resolved (no "..", no symlinks), or None if it is not absolute or has NUL."""
+    if not path.startswith("/") or "\0" in path:
+        return None
+    return os.path.realpath(path)
 
 
 def _path_matches(patterns: Sequence[str], path: str) -> bool:
-    if not path.startswith("/") or "\0" in path:
-        return False
-    real = os.path.realpath(path)  # no "..", no symlink escapes
-    return any(fnmatch.fnmatchcase(real, pattern) for pattern in patterns)
+    real = resolve_unix_path(path)  # no "..", no symlink escapes
+    return real is not None and any(fnmatch.fnmatchcase(real, pattern) for pattern in patterns)
 
 
 @dataclass
 class ForwardingPolicy:
     """What a ``ForwardingServer`` may forward. Denies everything unless told otherwise.
 
-    Patterns are ``"host:port"`` (``fnmatch`` on the host name or address as
-    the client gave it; the port is ``*``, a number or ``low-high``; IPv6 as
-    ``"[::1]:22"``) or, for Unix sockets, ``fnmatch`` patterns on the
-    resolved absolute path. ``local``/``local_unix`` allow ``ssh -L``/``-D``
-    destinations; ``remote``/``remote_unix`` allow ``ssh -R`` listeners.
+    Patterns are ``"host:port"``; the port is ``*``, a number or
+    ``low-high``. The host is one of: ``*`` (anything); an **address**
+    pattern (``127.0.0.1``, ``10.0.0.*``, ``[::1]``, ``[fd00::*]``) or a
+    network (``10.0.0.0/8``, ``[fd00::/8]``), matched against the addresses
+    the destination resolves to, and only those; or a **name** pattern
+    (``db.internal``, ``*.corp.example``, case-insensitive ``fnmatch``),
+    matched against the name the client sent, which may then resolve to any
+    address. So ``10.0.0.*:22`` does not let ``10.0.0.5.attacker.example``
+    through: that name is resolved once, each address is checked, and the
+    connection goes to an address that was checked and nowhere else.
+    Unix patterns are ``fnmatch`` patterns on the resolved absolute path,
+    which is also the path connected or bound. ``local``/``local_unix``
+    allow ``ssh -L``/``-D`` destinations; ``remote``/``remote_unix`` allow
+    ``ssh -R`` listeners. ``resolver(host, port)`` returns ``(family,
+    sockaddr)`` pairs (default: ``resolve``, gevent's getaddrinfo).
     Subclass and override the ``permit_*`` methods for other rules.
     """
 
@@ -216,20 +373,45 @@ class ForwardingPolicy:
     max_channels: int = 64  # live forwarded connections per SSH connection
     max_listeners: int = 16
     bufsize: int = BUFSIZE
+    resolver: Resolver | None = None
 
     def __post_init__(self) -> None:
         for pattern in (*self.local, *self.remote):
-            _split_hostport(pattern)
+            _Rule.parse(pattern)
 
     def permit_connect(self, host: str, port: int) -> bool:
-        """May the client reach ``host:port`` through us (``direct-tcpip``)?"""
+        """May the client reach the **name** ``host`` (any address it resolves to) on ``port``?
+
+        Name and ``*`` patterns of ``local``; address patterns never match
+        here (``permit_address`` checks addresses after resolution).
+        """
         return _hostport_matches(self.local, host, port)
+
+    def permit_address(self, address: str, port: int) -> bool:
+        """May the client reach ``address`` (one the destination resolved to) on ``port``?"""
+        return _address_matches(self.local, address, port)
+
+    def permit_resolving(self, host: str, port: int) -> bool:
+        """Is ``host`` worth resolving, for ``permit_address`` to check its addresses?
+
+        Asked when ``permit_connect`` said no: by default, when some address
+        pattern of ``local`` covers ``port``. A False refuses at once, with
+        no DNS query.
+        """
+        return any(
+            rule.kind in ("address", "network") and _port_matches(rule.port, port)
+            for rule in _rules(self.local)
+        )
 
     def permit_listen(self, address: str, port: int) -> bool:
         """May the client have us listen on ``address:port`` (``tcpip-forward``)?"""
         if 0 < port < 1024 and not self.allow_privileged_ports:
             return False
-        return _hostport_matches(self.remote, address or "*", port)
+        address = address or "*"
+        literal = _literal_address(address)
+        if literal is not None and _address_matches(self.remote, literal, port):
+            return True  # a listen address is bound, not resolved: a literal is what it says
+        return _hostport_matches(self.remote, address, port)
 
     def permit_unix_connect(self, path: str) -> bool:
         """May the client reach the Unix socket ``path`` (``direct-streamlocal``)?"""
@@ -269,6 +451,10 @@ def _describe(target: Target) -> str:
 # -- local forwarding (ssh -L / -D) ---------------------------------------------------
 
 
+class _NotPermitted(Exception):
+    """No address a destination resolved to is allowed by the policy."""
+
+
 class DirectTCPIPHandler:
     """Channel handler for ``direct-tcpip`` and ``direct-streamlocal@openssh.com``.
 
@@ -276,6 +462,12 @@ class DirectTCPIPHandler:
     OPEN_* code with a reason on failure); ``run`` pumps; ``close`` releases
     the socket. Return one from ``ServerInterface.get_channel_handler`` to
     use it without ``ForwardingServer``.
+
+    ``target`` is resolved once (``resolver``, default ``resolve``). With
+    ``permit_address(address_text, port)``, only addresses it allows are
+    connected; when none is (or the name does not resolve), the open is
+    refused as ADMINISTRATIVELY_PROHIBITED. A Unix path is connected as
+    ``connect_unix`` does.
     """
 
     def __init__(
@@ -284,19 +476,27 @@ class DirectTCPIPHandler:
         connect_timeout: float = 10.0,
         bufsize: int = BUFSIZE,
         on_close: Callable[[], None] | None = None,
+        resolver: Resolver | None = None,
+        permit_address: Callable[[str, int], bool] | None = None,
     ) -> None:
         self.target = target
         self.connect_timeout = connect_timeout
         self.bufsize = bufsize
         self.on_close = on_close
+        self.resolver = resolver
+        self.permit_address = permit_address
         self.sock: Any = None
         self.counts = (0, 0)
         self.log: logging.Logger | logging.LoggerAdapter[Any] = _logger
 
     def prepare(self) -> int | tuple[int, str]:
-        """Connect; OPEN_SUCCEEDED or ``(OPEN_FAILED_CONNECT_FAILED, reason)``."""
+        """Connect; OPEN_SUCCEEDED, or ``(OPEN_FAILED_*, reason)``."""
         try:
-            self.sock = connect(self.target, self.connect_timeout)
+            with gevent.Timeout(self.connect_timeout, TimeoutError("connect timed out")):
+                self.sock = self._connect()
+        except _NotPermitted as exc:
+            self.log.info("refused forwarding to %s (policy: %s)", _describe(self.target), exc)
+            return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, "administratively prohibited"
         except TimeoutError:
             reason = "connect timed out"
         except OSError as exc:
@@ -307,6 +507,24 @@ class DirectTCPIPHandler:
             return OPEN_SUCCEEDED
         self.log.info("connect to %s failed: %s", _describe(self.target), reason)
         return OPEN_FAILED_CONNECT_FAILED, reason
+
+    def _connect(self) -> Any:
+        target = self.target
+        if isinstance(target, str):
+            return connect_unix(target)
+        host, port = target
+        check = self.permit_address
+        try:
+            addresses = list((self.resolver or resolve)(host, port))
+        except (OSError, ValueError, OverflowError) as exc:
+            if check is None:
+                raise
+            raise _NotPermitted(f"{host!r} did not resolve") from exc
+        if check is not None:
+            addresses = [a for a in addresses if check(address_text(a[1]), port)]
+            if not addresses:
+                raise _NotPermitted(f"no address of {host!r} is allowed")
+        return connect_addresses(addresses)
 
     def run(self, channel: Channel) -> None:
         """Pump until both directions are done."""
@@ -341,10 +559,14 @@ def _listen_tcp(host: str, port: int) -> Any:
 
 
 def _listen_unix(path: str) -> Any:
+    """Listen on the resolved ``path``, in the directory that path names now."""
     sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_mask = os.umask(0o177)  # the socket file is created 0600 (sshd's StreamLocalBindMask)
     try:
-        sock.bind(path)
+        parent, name = os.path.split(path)
+        with _pinned(parent or "/", directory=True) as directory:
+            pinned = f"{directory}/{name}"
+            sock.bind(pinned if len(pinned.encode()) < 108 else path)
         sock.listen(128)
     except BaseException:
         sock.close()
@@ -357,11 +579,14 @@ def _listen_unix(path: str) -> Any:
 class _Listener:
     """One ``tcpip-forward``/``streamlocal-forward`` listener and its accept loop."""
 
-    def __init__(self, session: ForwardSession, sock: Any, kind: str, reply: Target) -> None:
+    def __init__(
+        self, session: ForwardSession, sock: Any, kind: str, reply: Target, path: str = ""
+    ) -> None:
         self.session = session
         self.sock = sock
         self.kind = kind
         self.reply = reply  # what forwarded-* channel opens report as the connected address
+        self.path = path  # the resolved socket file of a Unix listener
         self.closed = False
 
     def serve(self) -> None:
@@ -381,9 +606,9 @@ class _Listener:
             return
         self.closed = True
         close_quietly(self.sock)
-        if isinstance(self.reply, str):
+        if self.path:
             with contextlib.suppress(OSError):
-                os.unlink(self.reply)
+                os.unlink(self.path)
 
 
 # -- per-connection state ---------------------------------------------------------------
@@ -406,7 +631,8 @@ class ForwardSession:
         self.closed = False
         self.x11_requests: dict[int, X11Request] = {}
         self.agent_requested = False
-        self._pending: dict[int, Target] = {}
+        self._pending: dict[int, tuple[Target, bool]] = {}  # chanid: (target, check addresses)
+        self._x11_channels: dict[int, Channel] = {}
         transport.add_close_callback(self.close)
 
     # -- limits ----------------------------------------------------------------
@@ -421,28 +647,54 @@ class ForwardSession:
 
     # -- local forwarding --------------------------------------------------------
     def request_direct(self, chanid: int, target: Target) -> int:
-        """Decide a ``direct-*`` open; on success a handler waits for ``take_handler``."""
-        policy = self.policy
-        if isinstance(target, str):
-            permitted = policy.permit_unix_connect(target)
-        else:
-            permitted = 0 < target[1] < 65536 and policy.permit_connect(*target)
-        if not permitted:
+        """Decide a ``direct-*`` open; on success a handler waits for ``take_handler``.
+
+        No DNS here (this runs in the connection greenlet): a name the
+        policy allows as a name is accepted; an address literal is checked
+        now; another name, when address patterns might allow it, is
+        resolved and its addresses checked by the handler, before the
+        channel is confirmed. A Unix path is resolved once; that path is
+        checked and connected.
+        """
+        decision = self._decide(target)
+        if decision is None:
             self.log.info("refused forwarding to %s (policy)", _describe(target))
             return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
         if not self._reserve():
             self.log.info("refused forwarding to %s: %d open", _describe(target), self.channels)
             return OPEN_FAILED_RESOURCE_SHORTAGE
-        self._pending[chanid] = target
+        self._pending[chanid] = decision
         return OPEN_SUCCEEDED
+
+    def _decide(self, target: Target) -> tuple[Target, bool] | None:
+        """``(what to connect, check addresses after resolving)``, or None: refused."""
+        policy = self.policy
+        if isinstance(target, str):
+            real = resolve_unix_path(target)
+            if real is None or not policy.permit_unix_connect(real):
+                return None
+            return real, False
+        host, port = target
+        if not 0 < port < 65536:
+            return None
+        if policy.permit_connect(host, port):
+            return target, False
+        literal = _literal_address(host)
+        if literal is not None:
+            return ((literal, port), False) if policy.permit_address(literal, port) else None
+        return (target, True) if policy.permit_resolving(host, port) else None
 
     def take_handler(self, chanid: int) -> DirectTCPIPHandler | None:
         """The handler for a ``direct-*`` channel that ``request_direct`` accepted."""
-        target = self._pending.pop(chanid, None)
-        if target is None:
+        decision = self._pending.pop(chanid, None)
+        if decision is None:
             return None
+        target, check = decision
         policy = self.policy
-        handler = DirectTCPIPHandler(target, policy.connect_timeout, policy.bufsize, self._release)
+        handler = DirectTCPIPHandler(
+            target, policy.connect_timeout, policy.bufsize, self._release, policy.resolver,
+            policy.permit_address if check else None,
+        )  # fmt: skip
         handler.log = self.log
         return handler
 
@@ -464,18 +716,22 @@ class ForwardSession:
         return bound
 
     def listen_unix(self, path: str) -> bool:
-        """Listen for ``streamlocal-forward@openssh.com``; False if refused."""
-        if not self.policy.permit_unix_listen(path):
+        """Listen for ``streamlocal-forward@openssh.com``; False if refused.
+
+        The path is resolved once; the resolved path is checked and bound.
+        """
+        real = resolve_unix_path(path)
+        if real is None or not self.policy.permit_unix_listen(real):
             self.log.info("refused remote forward %s (policy)", path)
             return False
         if self.closed or len(self.listeners) >= self.policy.max_listeners:
             return False
         try:
-            sock = _listen_unix(path)
+            sock = _listen_unix(real)
         except OSError as exc:
             self.log.info("remote forward %s: %s", path, exc)
             return False
-        self._add_listener(_Listener(self, sock, FORWARDED_STREAMLOCAL, path))
+        self._add_listener(_Listener(self, sock, FORWARDED_STREAMLOCAL, path, real))
         return True
 
     def _add_listener(self, listener: _Listener) -> None:
@@ -514,6 +770,22 @@ class ForwardSession:
             close_quietly(conn)
             self._release()
 
+    # -- X11 requests ---------------------------------------------------------------
+    def record_x11(self, channel: Channel, request: X11Request) -> None:
+        """Keep the ``x11-req`` of an open channel (those of closed ones are dropped)."""
+        for chanid, chan in list(self._x11_channels.items()):
+            if chan.closed:  # ids are reused: a closed channel's request must not linger
+                del self._x11_channels[chanid]
+                self.x11_requests.pop(chanid, None)
+        self._x11_channels[channel.get_id()] = channel
+        self.x11_requests[channel.get_id()] = request
+
+    def x11_request(self, channel: Channel) -> X11Request | None:
+        """The ``x11-req`` accepted on ``channel`` (this channel, not an earlier one)."""
+        if self._x11_channels.get(channel.get_id()) is not channel:
+            return None
+        return self.x11_requests.get(channel.get_id())
+
     # -- teardown -----------------------------------------------------------------
     def close(self) -> None:
         """Close every listener and stop every pump (the connection ended)."""
@@ -524,6 +796,8 @@ class ForwardSession:
             listener.close()
         self.listeners.clear()
         self._pending.clear()
+        self._x11_channels.clear()
+        self.x11_requests.clear()
         self.greenlets.kill(block=False)
 
 
@@ -611,12 +885,12 @@ class ForwardingServer(ServerInterface):
         if not self.forwarding_policy.allow_x11:
             return False
         request = X11Request(bool(single_connection), auth_protocol, auth_cookie, screen_number)
-        self.forwarding.x11_requests[channel.get_id()] = request
+        self.forwarding.record_x11(channel, request)
         return True
 
     def x11_request(self, channel: Channel) -> X11Request | None:
         """The ``x11-req`` received on ``channel``, if one was accepted."""
-        return self.forwarding.x11_requests.get(channel.get_id())
+        return self.forwarding.x11_request(channel)
 
     def check_channel_forward_agent_request(self, channel: Channel) -> bool:
         """``auth-agent-req@openssh.com``: allowed if ``policy.allow_agent``.
