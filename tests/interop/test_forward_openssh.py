@@ -462,10 +462,13 @@ def test_bastion_example_proxyjump(server: ServerHarness, tmp_path: Path, bastio
 
 
 def test_bastion_example_refusals(server: ServerHarness, tmp_path: Path, bastion: int) -> None:
-    not_allowed = _jump(server, tmp_path, bastion, "user_ed25519", "localhost")
+    not_allowed = _jump(server, tmp_path, bastion, "user_ed25519", "127.0.0.2")
     narrowed = _jump(server, tmp_path, bastion, "user_ecdsa", "127.0.0.1")  # permitopen
     for result in (not_allowed, narrowed):
         assert result.returncode == 255
         assert b"stdio forwarding failed" in result.stderr, result.stderr  # the -W open failed
     log = (tmp_path / "bastion.log").read_text()
-    assert "forward to localhost" in log and "refused by the key's options" in log
+    assert "forward to 127.0.0.2" in log and "refused by the key's options" in log
+    # An address pattern matches what a name resolves to: localhost reaches 127.0.0.1.
+    by_name = _jump(server, tmp_path, bastion, "user_ed25519", "localhost")
+    assert by_name.returncode == 0, by_name.stderr
