@@ -38,6 +38,10 @@ class ServerConfig:
     # Deadlines measured from the start of the connection.
     banner_timeout: float = 15.0
     handshake_timeout: float = 15.0
+    # Our first KEXINIT answers the client's (so every client flight gets a
+    # reply and its Nagle never waits for a delayed ACK); a client that waits
+    # for ours instead gets it this long after its version line.
+    kexinit_wait: float = 0.05
     auth_timeout: float = 120.0
     max_auth_tries: int = 6
     max_username_length: int = 256

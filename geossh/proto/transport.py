@@ -10,6 +10,15 @@ through ``send``; between our KEXINIT and our NEWKEYS only transport and kex
 messages go out, everything else is held and flushed after NEWKEYS
 (RFC 4253 §7.1).
 
+Handshake timing: the version line goes out at once, our first KEXINIT only
+in reply to the client's (or ``kexinit_wait`` after its version line, for
+clients that wait for ours, and at once for those known to), and EXT_INFO
+in reply to the client's first NEWKEYS. So each flight the client sends in
+the handshake is answered by one of ours: a client whose TCP uses Nagle's
+algorithm (OpenSSH's does until the session is interactive) never waits for
+our delayed ACK to release its next message (a 40 ms stall per hole on
+Linux).
+
 Key exchange state (``KexState``)::
 
     IDLE --(we send KEXINIT: start or re-key)--> KEXINIT_SENT
@@ -28,7 +37,8 @@ later KEXINIT to its NEWKEYS, the peer may send only messages 1-49 (no
 SERVICE_REQUEST); unassigned numbers in 8-19 and 22-29 get UNIMPLEMENTED in
 any state. EXT_INFO from the client is refused: we never offer ext-info-s
 (RFC 8308 §2.1). Ours goes out once, right after our first NEWKEYS, when the
-client offered ext-info-c. An event (version, kex done, disconnect) stops
+client offered ext-info-c (sent when its NEWKEYS arrives, still the first
+packet after our NEWKEYS). An event (version, kex done, disconnect) stops
 decoding, so the driver sees it before the next packet is read.
 
 Resource bounds: held output may contain at most ``MAX_HELD_CONTROL``
@@ -143,7 +153,10 @@ class TransportLayer:
         self._ignore_guessed_packet = False
         self._pending_in_keys: DirectionKeys | None = None
         self._keys_at = now
-        self._send_kexinit(now)
+        # When our first KEXINIT goes out unasked; None while not yet known
+        # (no client version) or once it has been sent.
+        self._kexinit_due: float | None = None
+        self._ext_info_due = False
 
     # -- input ----------------------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
@@ -165,6 +178,10 @@ class TransportLayer:
         self.client_version, leftover = result
         self._version = None  # its buffer is no longer needed
         self.events.append(VersionReceived(self.client_version))
+        if _waits_for_server_kexinit(self.client_version):
+            self._send_kexinit(now)
+        else:
+            self._kexinit_due = now + self.config.kexinit_wait
         if leftover:
             self.reader.feed(leftover)
 
@@ -251,6 +268,8 @@ class TransportLayer:
         The volume check runs per packet, so a re-key starts at the configured
         byte count even when a whole channel window is encoded in one go.
         """
+        if self._ext_info_due:
+            self._send_ext_info()
         self.writer.queue(payload)
         if payload[0] == MSG.USERAUTH_SUCCESS:
             self._start_delayed_compression()
@@ -298,7 +317,9 @@ class TransportLayer:
     @property
     def sending_blocked(self) -> bool:
         """True while user data must wait for the key exchange to finish."""
-        return self.kex_state in (KexState.KEXINIT_SENT, KexState.EXCHANGING)
+        if self.kex_state is KexState.IDLE:
+            return not self.initial_kex_done
+        return self.kex_state is not KexState.AWAIT_NEWKEYS
 
     def send_disconnect(self, code: int, description: str) -> None:
         """Send SSH_MSG_DISCONNECT (RFC 4253 §11.1) and stop."""
@@ -344,7 +365,10 @@ class TransportLayer:
         if self.client_version is None:
             return self.started_at + cfg.banner_timeout
         if not self.initial_kex_done:
-            return self.started_at + cfg.banner_timeout + cfg.handshake_timeout
+            timeout = self.started_at + cfg.banner_timeout + cfg.handshake_timeout
+            if self._kexinit_due is not None:
+                return min(self._kexinit_due, timeout)
+            return timeout
         if self.kex_state is not KexState.IDLE:
             if self._kex_started_at is None:
                 return self.now  # due now: the next clock reading starts the count
@@ -379,6 +403,8 @@ class TransportLayer:
         self._stamp(now)
         self.check_deadlines(now)
         cfg = self.config
+        if self._kexinit_due is not None and now >= self._kexinit_due:
+            self._send_kexinit(now)  # the client waits for ours
         if (
             self.initial_kex_done
             and cfg.rekey_seconds is not None
@@ -460,7 +486,11 @@ class TransportLayer:
         if self.strict_kex:
             self.writer.reset_sequence()
         if not self.initial_kex_done and negotiated.client_ext_info and self.config.server_sig_algs:
-            self.writer.queue(self._ext_info())
+            # RFC 8308 §2.4: the next packet after our first NEWKEYS. Sent in
+            # reply to the client's NEWKEYS unless held output follows ours.
+            self._ext_info_due = True
+            if self._held:
+                self._send_ext_info()
         self.kex_state = KexState.AWAIT_NEWKEYS
         self._kex = None
         held, self._held = self._held, []
@@ -476,6 +506,8 @@ class TransportLayer:
         if self.strict_kex:
             self.reader.reset_sequence()
         self._pending_in_keys = None
+        if self._ext_info_due:
+            self._send_ext_info()
         self.kex_state = KexState.IDLE
         self._keys_at = self.now
         # Only needed during the exchange: keep idle connections small.
@@ -502,6 +534,7 @@ class TransportLayer:
             cfg.preferences.build_kexinit(set(cfg.host_keys), initial=not self.initial_kex_done),
             bool(cfg.moduli),
         )
+        self._kexinit_due = None
         self._server_kexinit = kexinit
         self._server_kexinit_bytes = kexinit.encode()
         self.writer.queue(self._server_kexinit_bytes)
@@ -538,10 +571,11 @@ class TransportLayer:
             mac_key=make(letters[2], mac_len),
         )
 
-    def _ext_info(self) -> bytes:
-        """EXT_INFO with server-sig-algs (RFC 8308 §3.1)."""
+    def _send_ext_info(self) -> None:
+        """Queue EXT_INFO with server-sig-algs (RFC 8308 §3.1), once."""
+        self._ext_info_due = False
         value = ",".join(self.config.server_sig_algs)
-        return (
+        self.writer.queue(
             bytes((MSG.EXT_INFO,))
             + wire.u32(1)
             + wire.string(b"server-sig-algs")
@@ -555,6 +589,16 @@ class TransportLayer:
         if self.reader.bytes_since_keys > limit or self.writer.bytes_since_keys > limit:
             _log.debug("re-keying after %d bytes", limit)
             self._send_kexinit(now)
+
+
+# Clients that send their KEXINIT only after reading ours (older JSch and its
+# ports): they get ours with their version line instead of after a wait.
+_KEXINIT_WAITERS = ("JSCH", "SharpSSH")
+
+
+def _waits_for_server_kexinit(client_version: str) -> bool:
+    software = client_version.split("-", 2)[-1].upper()
+    return any(name.upper() in software for name in _KEXINIT_WAITERS)
 
 
 # The transport's own messages (one table per class, not per connection).

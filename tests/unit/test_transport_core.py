@@ -448,7 +448,8 @@ def test_offer_is_limited_to_implemented_algorithms() -> None:
     )
     session = Session(config=server_config(preferences=prefs))
     session.advance("pre-kexinit")
-    offer = Reader(session.replies[0], 17)
+    session.conn.handle_timer(session.conn.config.kexinit_wait)  # ours, unasked
+    offer = Reader(session.deliver()[0], 17)
     assert offer.name_list() == ["curve25519-sha256", "kex-strict-s-v00@openssh.com"]
     offer.name_list()
     assert offer.name_list() == ["aes128-ctr"]
@@ -478,6 +479,10 @@ def timed(state: str, **extra: float) -> Session:
 def test_stalled_client_times_out(state: str, limit: float, code: DisconnectReason) -> None:
     session = timed(state)
     conn = session.conn
+    if state == "pre-kexinit":  # first the wait for the client's KEXINIT ends
+        wait = conn.config.kexinit_wait
+        assert conn.deadline() == wait
+        conn.handle_timer(wait)
     assert conn.deadline() == limit
     conn.handle_timer(limit - 0.001)
     with pytest.raises(RemoteProtocolError) as info:
