@@ -105,8 +105,8 @@ class BufferedFile(ClosingContextManager):
             parts = [self._rbuffer]
             self._rbuffer = b""
             while True:
-                data = self._read(max(self._bufsize, _CHUNK * 4))
-                if not data:
+                data = self._read_some(max(self._bufsize, _CHUNK * 4))
+                if data is None:
                     break
                 parts.append(data)
             result = b"".join(parts)
@@ -115,8 +115,11 @@ class BufferedFile(ClosingContextManager):
         if size > len(self._rbuffer):
             parts, have = [self._rbuffer], len(self._rbuffer)
             while have < size:  # collect parts: one join, not a copy per chunk
-                data = self._read(max(self._bufsize, size - have))
-                if not data:
+                wanted = size - have
+                if self._flags & self.FLAG_BUFFERED:  # unbuffered: never read ahead
+                    wanted = max(self._bufsize, wanted)
+                data = self._read_some(wanted)
+                if data is None:
                     break
                 parts.append(data)
                 have += len(data)
@@ -153,8 +156,8 @@ class BufferedFile(ClosingContextManager):
             if pos >= 0:
                 break
             scanned = len(line)
-            data = self._read(self._bufsize)
-            if not data:
+            data = self._read_some(self._bufsize)
+            if data is None:
                 self._rbuffer = b""
                 self._pos += len(line)
                 return self._line_result(bytes(line))
@@ -222,6 +225,20 @@ class BufferedFile(ClosingContextManager):
         """Write each item of ``sequence``."""
         for line in sequence:
             self.write(line)
+
+    def _read_some(self, size: int) -> bytes | None:
+        """One ``_read``; None at EOF (``EOFError`` or an empty result, as in paramiko).
+
+        Emptiness is ``len(data) == 0``, not falsiness: an object that is
+        empty but truthy (a mock) must end the loop, not spin it forever.
+        """
+        try:
+            data = self._read(size)
+        except EOFError:
+            return None
+        if data is None or len(data) == 0:
+            return None
+        return data
 
     # -- for subclasses -------------------------------------------------------
     def _read(self, size: int) -> bytes:
