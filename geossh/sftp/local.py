@@ -1,9 +1,10 @@
 """``LocalSFTPServer``: an ``SFTPServerInterface`` over a real directory.
 
 Owns the mapping of SFTP operations onto ``RootFS`` (which owns
-confinement) and the errno → status map. Clients see ``/`` = the root;
-relative paths are relative to ``home``. Implements the OpenSSH extensions
-(posix-rename, statvfs, fstatvfs, hardlink, fsync, lsetstat, copy-data).
+confinement), the errno → status map, read-only mode and the caps on open
+files (``HandleBudget``). Clients see ``/`` = the root; relative paths are
+relative to ``home``. Implements the OpenSSH extensions (posix-rename,
+statvfs, fstatvfs, hardlink, fsync, lsetstat, copy-data).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import gevent
 
 from geossh.sftp.attributes import SFTPAttributes
+from geossh.sftp.fdbudget import PROCESS_BUDGET, HandleBudget, default_process_cap
 from geossh.sftp.handle import SFTPHandle, convert_errno
 from geossh.sftp.interface import SFTPServerInterface
 from geossh.sftp.protocol import (
@@ -28,7 +30,7 @@ from geossh.sftp.protocol import (
     SFTP_OP_UNSUPPORTED,
     SFTP_PERMISSION_DENIED,
 )
-from geossh.sftp.rootfs import RootFS
+from geossh.sftp.rootfs import RootFS, close_fd
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -46,10 +48,23 @@ _EXTRA_ERRNO = {
 }
 
 
+class SFTPStatus(int):
+    """A status code with the text to send with it (the engine uses ``message``)."""
+
+    message: str
+
+    def __new__(cls, code: int, message: str) -> SFTPStatus:
+        self = super().__new__(cls, code)
+        self.message = message
+        return self
+
+
 def errno_status(exc: BaseException) -> int:
     """``convert_errno`` plus OpenSSH's extra cases (EPERM, ELOOP, EINVAL, ...)."""
     if isinstance(exc, OSError):
         code = getattr(exc, "errno", None)
+        if code in (errno.EMFILE, errno.ENFILE):
+            return SFTPStatus(SFTP_FAILURE, "Too many open files")
         return _EXTRA_ERRNO.get(code, convert_errno(code)) if code else SFTP_FAILURE
     if isinstance(exc, (ValueError, OverflowError)):  # NUL in a path, huge offsets
         return SFTP_BAD_MESSAGE
@@ -82,22 +97,41 @@ def _owner(attr: SFTPAttributes) -> tuple[int, int] | None:
 
 
 class LocalSFTPHandle(SFTPHandle):
-    """An open regular file of a ``LocalSFTPServer`` (positional I/O on ``fd``)."""
+    """An open regular file of a ``LocalSFTPServer`` (positional I/O on ``fd``).
+
+    ``readonly`` refuses FSETSTAT; ``on_close`` is called once when closed
+    (the server gives the file's slot in its ``HandleBudget`` back).
+    """
 
     write_accepts_buffer = True
 
-    def __init__(self, fd: int, flags: int, filename: str, mode_mask: int = 0o1777) -> None:
+    def __init__(
+        self,
+        fd: int,
+        flags: int,
+        filename: str,
+        mode_mask: int = 0o1777,
+        readonly: bool = False,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(flags)
         self.fd = fd
         self.filename = filename
         self._append = bool(flags & os.O_APPEND)
         self._mode_mask = mode_mask
+        self._readonly = readonly
+        self._on_close = on_close
 
     def close(self) -> None:
         """Close the descriptor (idempotent)."""
         fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
+        on_close, self._on_close = self._on_close, None
+        try:
+            if fd >= 0:
+                close_fd(fd)
+        finally:
+            if on_close is not None:
+                on_close()
 
     @_codes
     def read(self, offset: int, length: int) -> bytes | int:
@@ -124,6 +158,8 @@ class LocalSFTPHandle(SFTPHandle):
     @_codes
     def chattr(self, attr: SFTPAttributes) -> int:
         """FSETSTAT: size, owner, permissions and times on the open file."""
+        if self._readonly:
+            return SFTP_PERMISSION_DENIED
         if attr._flags & attr.FLAG_SIZE and attr.st_size is not None:
             os.ftruncate(self.fd, attr.st_size)
         owner = _owner(attr)
@@ -141,15 +177,37 @@ class LocalSFTPServer(SFTPServerInterface):
     """Serve the directory ``root`` as ``/``; nothing outside it is reachable.
 
     ``home`` is the virtual directory relative paths start from (what
-    ``REALPATH "."`` and ``~`` give). ``readonly`` refuses every change.
-    New files get the client's permissions (``& 0o777``) or 0o644, new
-    directories 0o755, both under the process umask; SETSTAT never sets
-    setuid/setgid bits (``mode_mask``). Use with
+    ``REALPATH "."`` and ``~`` give). ``readonly`` refuses every change,
+    FSETSTAT on a handle opened for reading included. New files get the
+    client's permissions (``& 0o777``) or 0o644, new directories 0o755, both
+    under the process umask; SETSTAT never sets setuid/setgid bits
+    (``mode_mask``). SETSTAT and lsetstat change the object the path
+    resolved to, through an ``O_PATH`` descriptor: a symlink swapped in
+    meanwhile is never followed.
+
+    Symlinks (SYMLINK) stay inside the root for every program that reads
+    the directory, wherever they are later renamed or hard-linked: a
+    relative target without ``..`` is stored as given; an absolute target,
+    or one that climbs with ``..``, is resolved inside the root and stored
+    as an absolute path under the root's real path (READLINK shows it as
+    ``/...``; such links break if the root directory is moved on the host).
+    RENAME and hardlink refuse (PERMISSION_DENIED) to move a symlink not
+    made this way (planted by another program) to where it would point out
+    of the root. SECURITY.md has the details.
+
+    Open files are capped per connection (``max_handles_per_connection``,
+    counted per ``ServerInterface`` object, which ``geossh.runner`` makes
+    per connection) and per process (``max_handles_per_process``, default
+    half the soft ``RLIMIT_NOFILE``); past a cap OPEN fails with
+    SFTP_FAILURE "Too many open files ...". Use with
     ``transport.set_subsystem_handler("sftp", SFTPServer, LocalSFTPServer, root)``.
     """
 
     request_concurrency = 0  # local file operations never wait on the hub
     mode_mask = 0o1777
+    max_handles_per_connection = 256
+    max_handles_per_process: int | None = None  # None: half the soft RLIMIT_NOFILE
+    handle_budget: HandleBudget = PROCESS_BUDGET
 
     def __init__(
         self, server: Any, root: str | os.PathLike[str], home: str = "/", readonly: bool = False
@@ -157,9 +215,11 @@ class LocalSFTPServer(SFTPServerInterface):
         super().__init__(server)
         self.fs = RootFS(root, home)
         self.readonly = readonly
+        self._owner: Any = server if server is not None else self
+        self._process_cap = self.max_handles_per_process or default_process_cap()
 
     def session_ended(self) -> None:
-        """Release the root directory descriptor."""
+        """Nothing to release: ``RootFS`` holds no descriptor between calls."""
         self.fs.close()
 
     def _writable(self) -> None:
@@ -175,8 +235,17 @@ class LocalSFTPServer(SFTPServerInterface):
         mode = 0o644
         if attr is not None and attr._flags & attr.FLAG_PERMISSIONS and attr.st_mode is not None:
             mode = attr.st_mode & 0o777
-        fd, vpath = self.fs.open(path, flags, mode)
-        return LocalSFTPHandle(fd, flags, vpath, self.mode_mask)
+        budget, owner = self.handle_budget, self._owner
+        refusal = budget.acquire(owner, self.max_handles_per_connection, self._process_cap)
+        if refusal is not None:
+            return SFTPStatus(SFTP_FAILURE, refusal)
+        try:
+            fd, vpath = self.fs.open(path, flags, mode)
+        except BaseException:
+            budget.release(owner)
+            raise
+        release = functools.partial(budget.release, owner)
+        return LocalSFTPHandle(fd, flags, vpath, self.mode_mask, self.readonly, release)
 
     @_codes
     def list_folder(self, path: str) -> list[SFTPAttributes] | int:
@@ -266,14 +335,14 @@ class LocalSFTPServer(SFTPServerInterface):
 
     @_codes
     def symlink(self, target_path: str, path: str) -> int:
-        """SYMLINK, stored as a relative link that stays inside the root."""
+        """SYMLINK, stored so that it stays inside the root wherever it is moved."""
         self._writable()
         self.fs.symlink(target_path, path)
         return SFTP_OK
 
     @_codes
     def hardlink(self, oldpath: str, newpath: str) -> int:
-        """hardlink@openssh.com."""
+        """hardlink@openssh.com (a symlink is refused where it would point outside)."""
         self._writable()
         self.fs.link(oldpath, newpath)
         return SFTP_OK

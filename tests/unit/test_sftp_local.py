@@ -221,6 +221,24 @@ def test_readonly(tree: Path) -> None:
         si.session_ended()
 
 
+def test_readonly_refuses_fsetstat_on_a_read_handle(tree: Path) -> None:
+    """Review 16 item 3: a handle opened for reading must not change mode, owner or times."""
+    si = LocalSFTPServer(None, tree, readonly=True)
+    before = (tree / "hello.txt").stat()
+    h = si.open("/hello.txt", os.O_RDONLY, attrs())
+    assert isinstance(h, LocalSFTPHandle)
+    try:
+        for change in ({"perm": 0o777}, {"atime": 1, "mtime": 2}, {"size": 0},
+                       {"uid": os.getuid(), "gid": os.getgid()}):  # fmt: skip
+            assert h.chattr(attrs(**change)) == p.SFTP_PERMISSION_DENIED, change
+    finally:
+        h.close()
+        si.session_ended()
+    after = (tree / "hello.txt").stat()
+    assert (after.st_mode, after.st_mtime, after.st_size) == (
+        before.st_mode, before.st_mtime, before.st_size)  # fmt: skip
+
+
 def test_bad_input_maps_to_codes(si: LocalSFTPServer) -> None:
     assert si.stat("/a\x00b") == p.SFTP_BAD_MESSAGE
     assert si.stat("/" + "a/" * 5000) == p.SFTP_BAD_MESSAGE
@@ -380,3 +398,31 @@ def test_rootfs_resolve_closes_descriptors(tree: Path) -> None:
     after = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
     fs.close()
     assert after == before
+
+
+def test_open_files_are_capped_per_connection_and_per_process(tree: Path) -> None:
+    """Review 16 item 6: past a cap OPEN fails with SFTP_FAILURE and a message; close frees."""
+    from geossh.sftp.fdbudget import HandleBudget
+
+    class Capped(LocalSFTPServer):
+        max_handles_per_connection = 2
+        max_handles_per_process = 3
+        handle_budget = HandleBudget()
+
+    first, second = Capped(object(), tree), Capped(object(), tree)
+    held = [first.open("/hello.txt", os.O_RDONLY, attrs()) for _ in range(2)]
+    assert all(isinstance(h, LocalSFTPHandle) for h in held)
+    refused = first.open("/hello.txt", os.O_RDONLY, attrs())
+    assert refused == p.SFTP_FAILURE and "connection" in refused.message  # type: ignore[union-attr]
+    other = second.open("/hello.txt", os.O_RDONLY, attrs())
+    assert isinstance(other, LocalSFTPHandle)
+    refused = second.open("/hello.txt", os.O_RDONLY, attrs())
+    assert refused == p.SFTP_FAILURE and "server" in refused.message  # type: ignore[union-attr]
+    held[0].close()
+    held[0].close()  # idempotent: the slot is given back once
+    again = second.open("/hello.txt", os.O_RDONLY, attrs())
+    assert isinstance(again, LocalSFTPHandle)
+    assert Capped.handle_budget.total == 3
+    for handle in (held[1], other, again):
+        handle.close()
+    assert Capped.handle_budget.total == 0
