@@ -15,8 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import gevent
-
+from geossh._green import fairness
 from geossh.sftp.attributes import SFTPAttributes
 from geossh.sftp.fdbudget import PROCESS_BUDGET, HandleBudget, default_process_cap
 from geossh.sftp.handle import SFTPHandle, convert_errno
@@ -30,12 +29,12 @@ from geossh.sftp.protocol import (
     SFTP_OP_UNSUPPORTED,
     SFTP_PERMISSION_DENIED,
 )
-from geossh.sftp.rootfs import RootFS, close_fd
+from geossh.sftp.rootfs import DirectoryReader, RootFS, close_fd
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _COPY_CHUNK = 1024 * 1024
-_COPY_YIELD = 8 * _COPY_CHUNK
 
 _EXTRA_ERRNO = {
     errno.EPERM: SFTP_PERMISSION_DENIED,
@@ -173,6 +172,46 @@ class LocalSFTPHandle(SFTPHandle):
         return SFTP_OK
 
 
+class LocalFolderHandle(SFTPHandle):
+    """An open directory of a ``LocalSFTPServer``: entries are read from the
+    directory stream one READDIR batch at a time, never copied whole."""
+
+    def __init__(self, fd: int, on_close: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.fd = fd
+        self._on_close = on_close
+        self._reader = DirectoryReader(fd)
+        self._last: list[SFTPAttributes] = []
+        self._back: list[SFTPAttributes] = []
+
+    def _get_next_files(self, count: int = 16) -> list[Any]:
+        out, self._back = self._back[:count], self._back[count:]
+        if len(out) < count and self.fd >= 0:
+            out += [
+                SFTPAttributes.from_stat(st, name)
+                for name, st in self._reader.read(count - len(out))
+            ]
+        self._last = out
+        return out
+
+    def _unget_files(self, count: int) -> None:
+        if count > 0:
+            self._back[:0] = self._last[-count:]
+            self._last = self._last[:-count]
+
+    def close(self) -> None:
+        """Close the directory stream and descriptor (idempotent)."""
+        fd, self.fd = self.fd, -1
+        on_close, self._on_close = self._on_close, None
+        try:
+            if fd >= 0:
+                self._reader.close()
+                close_fd(fd)
+        finally:
+            if on_close is not None:
+                on_close()
+
+
 class LocalSFTPServer(SFTPServerInterface):
     """Serve the directory ``root`` as ``/``; nothing outside it is reachable.
 
@@ -213,7 +252,7 @@ class LocalSFTPServer(SFTPServerInterface):
         self, server: Any, root: str | os.PathLike[str], home: str = "/", readonly: bool = False
     ) -> None:
         super().__init__(server)
-        self.fs = RootFS(root, home)
+        self.fs = RootFS(root, home, checkpoint=fairness.checkpoint)
         self.readonly = readonly
         self._owner: Any = server if server is not None else self
         self._process_cap = self.max_handles_per_process or default_process_cap()
@@ -235,22 +274,50 @@ class LocalSFTPServer(SFTPServerInterface):
         mode = 0o644
         if attr is not None and attr._flags & attr.FLAG_PERMISSIONS and attr.st_mode is not None:
             mode = attr.st_mode & 0o777
+        opened = self._with_slot(self.fs.open, path, flags, mode)
+        if isinstance(opened, SFTPStatus):
+            return opened
+        (fd, vpath), release = opened
+        return LocalSFTPHandle(fd, flags, vpath, self.mode_mask, self.readonly, release)
+
+    def _with_slot(
+        self, opener: Callable[..., _T], *args: Any
+    ) -> tuple[_T, Callable[[], None]] | SFTPStatus:
+        """Take a slot in the open-file caps and call ``opener``: ``(result, release)``,
+        or the refusal status (the slot is given back if ``opener`` raises)."""
         budget, owner = self.handle_budget, self._owner
         refusal = budget.acquire(owner, self.max_handles_per_connection, self._process_cap)
         if refusal is not None:
             return SFTPStatus(SFTP_FAILURE, refusal)
         try:
-            fd, vpath = self.fs.open(path, flags, mode)
+            result = opener(*args)
         except BaseException:
             budget.release(owner)
             raise
-        release = functools.partial(budget.release, owner)
-        return LocalSFTPHandle(fd, flags, vpath, self.mode_mask, self.readonly, release)
+        return result, functools.partial(budget.release, owner)
 
     @_codes
     def list_folder(self, path: str) -> list[SFTPAttributes] | int:
         """Directory entries (``lstat`` results)."""
         return [SFTPAttributes.from_stat(st, name) for name, st in self.fs.listdir(path)]
+
+    @_codes
+    def open_folder(self, path: str) -> SFTPHandle | int:
+        """OPENDIR without a copy of the listing: a ``LocalFolderHandle`` on the
+        directory stream, counted in the open-file caps like a file. A subclass
+        that overrides ``list_folder`` gets its list served instead."""
+        if type(self).list_folder is not LocalSFTPServer.list_folder:
+            result = self.list_folder(path)
+            if not isinstance(result, list):
+                return result
+            folder = SFTPHandle()
+            folder._set_files(result)
+            return folder
+        opened = self._with_slot(self.fs.opendir, path)
+        if isinstance(opened, SFTPStatus):
+            return opened
+        fd, release = opened
+        return LocalFolderHandle(fd, release)
 
     @_codes
     def stat(self, path: str) -> SFTPAttributes | int:
@@ -386,7 +453,6 @@ class LocalSFTPServer(SFTPServerInterface):
         if (src.st_dev, src.st_ino) == (dst.st_dev, dst.st_ino):
             return SFTP_FAILURE
         remaining = length if length else -1
-        since_yield = 0
         while remaining:
             want = _COPY_CHUNK if remaining < 0 else min(_COPY_CHUNK, remaining)
             data = os.pread(read_handle.fd, want, read_offset)
@@ -398,8 +464,5 @@ class LocalSFTPServer(SFTPServerInterface):
             read_offset += len(data)
             write_offset += len(data)
             remaining -= len(data) if remaining > 0 else 0
-            since_yield += len(data)
-            if since_yield >= _COPY_YIELD:
-                since_yield = 0
-                gevent.sleep(0)  # let other connections run during a long copy
+            fairness.checkpoint()  # a long copy lets other connections run
         return SFTP_OK

@@ -6,7 +6,9 @@ directory descriptors opened with ``O_NOFOLLOW``: the kernel never follows a
 symlink on our behalf. Symlinks are followed here, inside the root: ``..``
 stops at ``/``, an absolute target means the root's ``/`` (a target that
 spells the root's real path is mapped back into it). Nothing outside the
-root is ever opened, however the tree's links are arranged.
+root is ever opened, however the tree's links are arranged. One resolution
+walks at most ``MAX_WALK_STEPS`` components (links' targets included; past
+that, ELOOP) and calls the ``checkpoint`` it was given between steps.
 
 Attribute changes act on the object resolution found, never on a name
 looked up again: it is opened ``O_PATH | O_NOFOLLOW`` and changed through
@@ -33,7 +35,7 @@ import posix
 import posixpath
 import stat
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -46,6 +48,11 @@ _O_OBJECT = (_O_PATH or os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)) | os.O_NOFOL
 MAX_SYMLINKS = 40
 MAX_PATH = 16384
 MAX_COMPONENTS = 1024
+#: Components one resolution may walk, links' targets included (40 links of
+#: 4 KiB targets could otherwise cost ~80,000 system calls); past it, ELOOP.
+MAX_WALK_STEPS = 8192
+#: Steps between yield points of a walk.
+WALK_STEPS_PER_CHECKPOINT = 32
 _OUTSIDE = "Symlink would point outside the root from there"
 
 #: ``os.close`` as the C library does it. gevent's monkey-patched ``os.close``
@@ -62,6 +69,10 @@ class Resolved:
     name: str
     vpath: str
     parents: list[str]
+
+
+def _no_pause() -> None:
+    """The default yield point: none (callers on an event loop pass their own)."""
 
 
 def _err(code: int, path: str, text: str | None = None) -> OSError:
@@ -86,7 +97,12 @@ class RootFS:
     Relative virtual paths are relative to ``home`` (a virtual directory).
     """
 
-    def __init__(self, root: str | os.PathLike[str], home: str = "/") -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        home: str = "/",
+        checkpoint: Callable[[], object] | None = None,
+    ) -> None:
         real = os.path.realpath(os.fspath(root))
         if not os.path.isdir(real):
             raise NotADirectoryError(errno.ENOTDIR, "SFTP root is not a directory", real)
@@ -95,6 +111,7 @@ class RootFS:
         self.home = posixpath.normpath("/" + home.lstrip("/")) if home else "/"
         st = os.stat(real)
         self._root_id = (st.st_dev, st.st_ino)
+        self._checkpoint = checkpoint or _no_pause
 
     def close(self) -> None:
         """Nothing to release (kept for callers written against the fd-holding version)."""
@@ -163,8 +180,13 @@ class RootFS:
     def _walk(
         self, todo: deque[str], fds: list[int], names: list[str], follow: bool, lenient: bool
     ) -> str:
-        links = 0
+        links = steps = 0
         while todo:
+            steps += 1
+            if steps % WALK_STEPS_PER_CHECKPOINT == 0:
+                if steps > MAX_WALK_STEPS:
+                    raise _err(errno.ELOOP, todo[0], "Path resolution too long")
+                self._checkpoint()
             comp = todo.popleft()
             if comp == "..":
                 if len(fds) > 1:
@@ -227,19 +249,17 @@ class RootFS:
         with self.resolve(path, follow) as r:
             return os.stat(r.name, dir_fd=r.dir_fd, follow_symlinks=False)
 
+    def opendir(self, path: str) -> int:
+        """A read descriptor of a directory inside the root (the caller closes it)."""
+        with self.resolve(path) as r:
+            return os.open(r.name, os.O_RDONLY | _O_DIR, dir_fd=r.dir_fd)
+
     def listdir(self, path: str) -> list[tuple[str, os.stat_result]]:
         """Entries of a directory with their ``lstat`` results (no ``.``/``..``)."""
-        with self.resolve(path) as r:
-            fd = os.open(r.name, os.O_RDONLY | _O_DIR, dir_fd=r.dir_fd)
+        fd = self.opendir(path)
         try:
-            out = []
-            with os.scandir(fd) as it:
-                for entry in it:
-                    try:
-                        out.append((entry.name, entry.stat(follow_symlinks=False)))
-                    except FileNotFoundError:
-                        continue
-            return out
+            with DirectoryReader(fd) as reader:
+                return reader.read(-1)
         finally:
             close_fd(fd)
 
@@ -489,3 +509,45 @@ def _require_regular(st: os.stat_result, vpath: str) -> None:
         raise _err(errno.EISDIR, vpath)
     if not stat.S_ISREG(st.st_mode):
         raise OSError(errno.EPERM, "Not a regular file", vpath)
+
+
+class DirectoryReader:
+    """Entries of an open directory, read lazily (``os.scandir`` on a descriptor).
+
+    Holds the kernel's directory stream, not a copy of the listing: memory
+    stays bounded however large the directory. ``read(n)`` gives up to
+    ``n`` entries (all when negative) as ``(name, lstat result)``; entries
+    removed meanwhile are skipped. The stream has its own duplicate of ``fd``.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._it = os.scandir(fd)
+
+    def __enter__(self) -> DirectoryReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read(self, count: int) -> list[tuple[str, os.stat_result]]:
+        """Up to ``count`` entries (every remaining one when ``count`` < 0)."""
+        out: list[tuple[str, os.stat_result]] = []
+        while count < 0 or len(out) < count:
+            entry = next(self._it, None)
+            if entry is None:
+                break
+            found = _lstat_entry(entry)
+            if found is not None:
+                out.append(found)
+        return out
+
+    def close(self) -> None:
+        """Close the stream (idempotent)."""
+        self._it.close()
+
+
+def _lstat_entry(entry: os.DirEntry[str]) -> tuple[str, os.stat_result] | None:
+    try:
+        return entry.name, entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None

@@ -16,6 +16,12 @@ Two scheduling modes, chosen by the interface's ``request_concurrency``:
   of greenlets, so one slow request does not stall the others. Requests
   queued or awaiting send are bounded in count and bytes; past the bound we
   stop reading, and SSH flow control stops the client.
+
+In both modes one session holds the hub for at most a time slice
+(``geossh._green.fairness``): between requests, and between the bounded
+steps of a long one (hashing for check-file, a path walk, a copy), replies
+made so far are sent and other connections run. A request whose channel
+has closed stops at its next step.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from gevent.event import Event
 from gevent.pool import Pool
 
+from geossh._green import fairness
 from geossh.server import ServerInterface, SubsystemHandler
 from geossh.sftp import protocol as p
 from geossh.sftp.attributes import SFTPAttributes
@@ -68,6 +75,11 @@ def _draft_symlink_order(transport: Any) -> bool:
 
 class _SessionEnd(Exception):
     """Stop serving (protocol violation or a dead channel)."""
+
+
+def _channel_gone(channel: Any) -> bool:
+    """Has the channel been closed (by the peer or by us)?"""
+    return bool(getattr(channel, "closed", False))
 
 
 class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
@@ -119,6 +131,7 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         # lane-mode state
         self._lanes: dict[bytes | None, deque[tuple[int, bytes, int]]] = {}
         self._pool: Pool | None = None
+        self._unsent: list[bytes] = []  # replies made but not sent (inline mode)
         self._outbox: list[bytes] = []
         self._out_charge = 0
         self._out_count = 0
@@ -127,6 +140,19 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         self._queued_bytes = 0
         self._room = Event()
         self._dead: BaseException | None = None
+
+    def _pause(self) -> None:
+        """A long request's yield point: once the slice is used up, send the replies
+        already made and let other connections run; stop if the channel has gone (a
+        closed session must not go on hashing a huge file)."""
+        if fairness.expired():
+            try:
+                self._flush()
+            except (OSError, EOFError) as exc:
+                raise _SessionEnd(f"output failed: {exc}") from None
+            fairness.yield_now()
+        if _channel_gone(self.sock):
+            raise _SessionEnd("channel closed during a request")
 
     def _log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
         self.logger.log(level, self._prefix + msg, *args, **kwargs)
@@ -217,6 +243,7 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
             data = recv(RECV_SIZE)
             if not data:
                 break
+            fairness.begin()
             buf += data
             consumed = self._process(buf, len(buf))
             if consumed:
@@ -233,7 +260,7 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
 
     def _process(self, buf: bytearray, end: int) -> int:
         """Run every complete request in ``buf[:end]``; return the bytes consumed."""
-        out: list[bytes] = []
+        out = self._unsent
         pending = 0
         pos = 0
         lanes = self._pool is not None
@@ -246,8 +273,7 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
                 pos = stop
                 if not self._started:
                     self._handshake(ptype, buf, start, stop, out)
-                    self._send(out)
-                    out = []
+                    self._flush()
                 elif lanes:
                     self._submit(ptype, buf, start, stop)
                 else:
@@ -259,22 +285,27 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
                         if len(out) > count:
                             pending += len(out[-1])
                     if pending > FLUSH_BYTES:  # bound what one read can make us hold
-                        self._send(out)
-                        out = []
+                        self._flush()
                         pending = 0
+                if fairness.expired():  # others get the hub; the client sees progress
+                    self._pause()
         except p.ProtocolViolation as exc:
-            self._send(out)
+            self._flush()
             raise _SessionEnd(str(exc)) from None
-        self._send(out)
+        self._flush()
         return pos
 
-    def _send(self, out: list[bytes]) -> None:
+    def _flush(self) -> None:
+        """Send the replies not sent yet (inline mode keeps them in ``_unsent``)."""
+        out = self._unsent
         if not out:
             return
         if self._pool is not None:
-            self._emit(out, 0, 0)
+            self._emit(out[:], 0, 0)
         else:
             self._write(out)
+            fairness.begin()  # the write may have waited for the client
+        out.clear()
 
     def _write(self, parts: list[bytes]) -> None:
         """Send parts in order: small ones joined, large DATA payloads passed as they
@@ -310,6 +341,8 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
     def _execute_read(self, buf: p.Buffer, start: int, stop: int, out: list[bytes]) -> int:
         try:
             return self._h_read(buf, start, stop, out)
+        except _SessionEnd:
+            raise
         except Exception as exc:
             self._request_failed(p.CMD_READ, buf, start, stop, out, exc)
             return 0
@@ -330,6 +363,8 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
             if self.logger.isEnabledFor(logging.DEBUG):
                 self._log(logging.DEBUG, "Request: %s %r", p.CMD_NAMES[ptype], fields[:2])
             handler(rid, out, *fields)
+        except _SessionEnd:
+            raise
         except Exception as exc:
             self._request_failed(ptype, buf, start, stop, out, exc)
 
@@ -385,12 +420,19 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         self._pool.spawn(self._run_lane, key, lane)
 
     def _run_lane(self, key: bytes | None, lane: deque[tuple[int, bytes, int]]) -> None:
+        fairness.begin()
         try:
             while lane and self._dead is None:
                 ptype, body, charge = lane.popleft()
                 out: list[bytes] = []
-                self._execute(ptype, body, 0, len(body), out)
+                try:
+                    self._execute(ptype, body, 0, len(body), out)
+                except _SessionEnd as exc:
+                    self._dead = exc
+                    self._room.set()
+                    return
                 self._emit(out, 1, charge)
+                fairness.checkpoint()
         finally:
             if self._lanes.get(key) is lane:
                 del self._lanes[key]
