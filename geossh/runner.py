@@ -54,6 +54,7 @@ from gevent.event import Event
 
 from geossh import proxyproto
 from geossh.hostkeys import default_state_dir, load_or_create
+from geossh.listener import Listener
 from geossh.pkey import PKey
 from geossh.server import ServerInterface, SubsystemHandler
 from geossh.session import DEFAULT_ACCEPT_ENV, SessionDispatcher, SessionHandler, SessionHandlers
@@ -264,7 +265,7 @@ class Server:
         self.dropped = 0
         self.refused = 0  # by PerSourceMaxStartups or a penalty
         self._pool = gevent.pool.Pool(self.max_connections or None)
-        self._servers: list[gevent.server.StreamServer] = []
+        self._servers: list[Listener] = []
         self._stopped = Event()
         self._stopping = False
 
@@ -297,7 +298,7 @@ class Server:
         self._stopped.clear()
         self._stopping = False
         for sock in self.sockets:
-            server = gevent.server.StreamServer(sock, self._handle, spawn=self._pool)
+            server = Listener(sock, self._handle, spawn=self._pool)
             server.start()
             self._servers.append(server)
         log.info("listening on %s", ", ".join(_show(a) for a in self.addresses))
