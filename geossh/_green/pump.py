@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from typing import Any, Protocol
 
@@ -27,6 +26,7 @@ import gevent
 import gevent.socket
 from gevent.event import Event as GreenEvent
 from gevent.exceptions import ConcurrentObjectUseError
+from gevent.monkey import get_original
 
 from geossh._green import heap
 from geossh.proto.connection import Connection
@@ -66,7 +66,10 @@ COALESCE_WAIT = 0.001
 
 
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
-_scratch = threading.local()  # .view: a SMALL_READ buffer for message-sized reads
+#: ``.view``: a SMALL_READ buffer for message-sized reads, one per OS thread (one
+#: hub). The unpatched thread-local: under ``monkey.patch_all()`` ``threading.local``
+#: is per greenlet, which gave every connection its own 32 KiB buffer.
+_scratch = get_original("_thread", "_local")()
 
 
 class PumpOwner(Protocol):
