@@ -42,6 +42,7 @@ import inspect
 import logging
 import os
 import random
+import signal
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,13 +53,14 @@ import gevent.pool
 import gevent.server
 from gevent.event import Event
 
-from geossh import proxyproto
+from geossh import generation, proxyproto, systemd
 from geossh.hostkeys import default_state_dir, load_or_create
 from geossh.listener import Listener
 from geossh.pkey import PKey
 from geossh.server import ServerInterface, SubsystemHandler
 from geossh.session import DEFAULT_ACCEPT_ENV, SessionDispatcher, SessionHandler, SessionHandlers
 from geossh.srclimit import PenaltyPolicy, SourceLimits, parse_netblock, parse_penalties
+from geossh.systemd import Notifier
 from geossh.transport import Transport
 
 Address = tuple[str, int] | socket.socket
@@ -217,6 +219,8 @@ class Server:
         proxy_protocol_timeout: float = 10.0,
         workers: int = 1,
         stop_timeout: float = 10.0,
+        drain_limit: float | None = None,
+        reload_timeout: float = 60.0,
         configure: Callable[[Transport], None] | None = None,
         backlog: int = 128,
     ) -> None:
@@ -251,6 +255,8 @@ class Server:
         self.proxy_protocol_timeout = proxy_protocol_timeout
         self.workers = max(1, int(workers))
         self.stop_timeout = stop_timeout
+        self.drain_limit = drain_limit
+        self.reload_timeout = reload_timeout
         self.configure = configure
         self.backlog = backlog
         self._init_state()
@@ -259,6 +265,9 @@ class Server:
         self.random: Callable[[], float] = random.random
         self.clock: Callable[[], float] = time.monotonic
         self.sockets: list[socket.socket] = []
+        self.socket_names: list[str] = []  # as LISTEN_FDNAMES gave them
+        self.notifier: Notifier | None = None
+        self._reloading = False
         self.addresses: list[tuple[Any, ...]] = []  # what was bound, as (host, port)
         self.connections: set[_Connection] = set()
         self.unauthenticated = 0
@@ -272,6 +281,8 @@ class Server:
     # -- binding and starting ---------------------------------------------------------
     def bind(self) -> list[tuple[Any, ...]]:
         """Create the listening sockets (idempotent); returns the bound addresses."""
+        if not self.sockets and self._adopt_inherited():
+            return self.addresses
         if not self.sockets:
             bound: list[socket.socket] = []
             try:
@@ -284,6 +295,18 @@ class Server:
             self.sockets = bound
             self.addresses = [sock.getsockname()[:2] for sock in bound]
         return self.addresses
+
+    def _adopt_inherited(self) -> bool:
+        """Serve on sockets passed by systemd or a reload (LISTEN_FDS); bind nothing."""
+        inherited = systemd.listen_sockets()
+        if not inherited:
+            return False
+        self.sockets = [sock for sock, _ in inherited]
+        self.socket_names = [name for _, name in inherited]
+        self.addresses = [sock.getsockname()[:2] for sock in self.sockets]
+        log.info("inherited %d listening socket(s): %s", len(self.sockets),
+                 ", ".join(self.socket_names))  # fmt: skip
+        return True
 
     @property
     def port(self) -> int:
@@ -310,13 +333,32 @@ class Server:
 
             supervise(self)
             return
-        self.start()
-        handlers = _install_stop_signals(self)
-        try:
-            self._stopped.wait()
-        finally:
-            for handler in handlers:
-                handler.cancel()
+        generation.serve(self)
+
+    def reload(self) -> bool:
+        """Zero-downtime reload (as SIGHUP): re-execute the program on the same sockets.
+
+        The new generation runs freshly imported code; once it accepts, this
+        one stops accepting and drains. With workers, signals the supervisor.
+        Returns whether the new generation took over (False: this one goes on).
+        """
+        if self.workers > 1:
+            os.kill(os.getpid(), signal.SIGHUP)
+            return True
+        return generation.reload(self)
+
+    def drain(self, limit: float | None = None) -> None:
+        """Stop accepting; serve open connections until they end (or ``limit`` s); stop."""
+        limit = self.drain_limit if limit is None else limit
+        for server in self._servers:
+            server.close()
+        self._servers = []
+        self.sockets = []
+        log.info("draining: %d connection(s) open%s", len(self.connections),
+                 "" if limit is None else f" (for up to {limit:g} s)")  # fmt: skip
+        self._pool.join(timeout=limit)
+        self.stop(timeout=0)
+        log.info("drained")
 
     # -- stopping ---------------------------------------------------------------------
     def stop(self, timeout: float | None = None) -> None:
@@ -554,21 +596,3 @@ def read_proxy_header(sock: Any, timeout: float) -> proxyproto.ProxyHeader:
                 take -= len(chunk)
             if header is not None:
                 return header
-
-
-def _install_stop_signals(server: Server) -> list[Any]:
-    """SIGTERM/SIGINT → ``server.stop()`` in a greenlet (main thread only)."""
-    import signal
-
-    handlers = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            handlers.append(gevent.signal_handler(signum, _spawn_stop, server, signum))
-        except ValueError:  # not the main thread
-            break
-    return handlers
-
-
-def _spawn_stop(server: Server, signum: int) -> None:
-    log.info("signal %d: stopping gracefully (up to %g s)", signum, server.stop_timeout)
-    gevent.spawn(server.stop)

@@ -1,0 +1,151 @@
+"""Zero-downtime reload: re-execute the program on the same listening sockets.
+
+``Successor.start(sockets, notifier)`` forks and, in the child, execs the
+program again (``sys.executable`` with the interpreter's original
+arguments, ``sys.orig_argv``), so freshly imported code and a freshly read
+configuration take effect. The listening sockets are passed as fds 3, 4,
+... with ``LISTEN_FDS``/``LISTEN_PID`` exactly as systemd's socket
+activation passes them: the new program adopts them (``geossh.systemd``)
+and binds nothing, so the kernel's accept queue is shared by both
+generations and no connection attempt is refused during the switch.
+
+``GEOSSH_HANDOVER_SOCKET`` names an abstract datagram socket the old
+generation listens on; the new one sends ``READY=1`` there (not to the
+service manager) once it accepts. ``wait()`` returns None on READY, or why
+the reload failed: the successor exited first (it logs the reason on the
+shared stderr: an import error, a bad flag, an unreadable host key), or
+did not get ready within the limit (then it is killed). The old
+generation then stops accepting and drains, or keeps serving if the
+reload failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from geossh.systemd import FIRST_FD, Notifier
+
+log = logging.getLogger("geossh.server")
+READY_TIMEOUT = 60.0
+Select = Callable[..., Any]
+
+
+class Successor:
+    """A new generation being started; ``wait()`` until it is ready or has failed."""
+
+    def __init__(self, pid: int, handover: socket.socket, pidfd: int) -> None:
+        self.pid = pid
+        self._handover = handover
+        self._pidfd = pidfd
+
+    @classmethod
+    def start(
+        cls, sockets: Sequence[socket.socket], notifier: Notifier, names: Sequence[str] = ()
+    ) -> Successor:
+        """Fork and exec the program again with ``sockets`` as its inherited listeners."""
+        name = f"@geossh-handover-{os.getpid()}-{secrets.token_hex(8)}"
+        handover = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        handover.bind("\0" + name[1:])
+        env = {**os.environ, **notifier.environment(), "GEOSSH_HANDOVER_SOCKET": name}
+        env["LISTEN_FDS"] = str(len(sockets))
+        env["LISTEN_FDNAMES"] = ":".join(names) if names else ":".join("ssh" for _ in sockets)
+        argv = [sys.executable, *sys.orig_argv[1:]]
+        fds = [sock.fileno() for sock in sockets]
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child execs)
+            _exec(argv, env, fds)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            handover.close()
+            raise
+        return cls(pid, handover, pidfd)
+
+    def wait(self, select: Select, timeout: float = READY_TIMEOUT) -> str | None:
+        """None once the successor said READY=1; otherwise why not (it is then gone)."""
+        try:
+            deadline = _clock() + timeout
+            while True:
+                left = deadline - _clock()
+                if left <= 0:
+                    self.kill()
+                    return f"new generation (pid {self.pid}) not ready within {timeout:g} s"
+                readable, _, _ = select([self._handover, self._pidfd], [], [], left)
+                if self._handover in readable:
+                    message = self._handover.recv(4096).decode(errors="replace")
+                    if "READY=1" in message.split("\n"):
+                        return None
+                if self._pidfd in readable:
+                    return f"new generation (pid {self.pid}) exited {_status(self.pid)}"
+        finally:
+            self.close()
+
+    def kill(self) -> None:
+        """End a successor that is not ready (SIGKILL; it serves nothing yet)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        _status(self.pid)
+
+    def close(self) -> None:
+        self._handover.close()
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+
+def _clock() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _status(pid: int) -> str:
+    """Reap ``pid`` if we still can; a description of how it ended."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped by someone else (gevent's SIGCHLD watcher)
+        return "before it was ready (see its log lines above)"
+    if os.WIFSIGNALED(status):
+        return f"before it was ready: killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"before it was ready with status {os.waitstatus_to_exitcode(status)}"
+
+
+def _exec(argv: list[str], env: dict[str, str], fds: list[int]) -> None:  # pragma: no cover
+    """In the forked child: listeners to fds 3.. (LISTEN_FDS-style), then exec."""
+    try:
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        high = [os.dup(fd) for fd in fds]  # above every target, so no dup2 clobbers a source
+        high = [fcntl_dup_above(fd, FIRST_FD + len(fds)) for fd in high]
+        for index, fd in enumerate(high):
+            os.dup2(fd, FIRST_FD + index, inheritable=True)
+            os.close(fd)
+        env["LISTEN_PID"] = str(os.getpid())
+        if "WATCHDOG_USEC" in env:
+            env["WATCHDOG_PID"] = str(os.getpid())
+        os.execve(argv[0], argv, env)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            os.write(2, f"geossh: reload: cannot start {argv[0]}: {exc}\n".encode())
+    os._exit(127)
+
+
+def fcntl_dup_above(fd: int, lowest: int) -> int:
+    """A duplicate of ``fd`` numbered at least ``lowest`` (the original is closed)."""
+    import fcntl
+
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, lowest)
+    os.close(fd)
+    return new
