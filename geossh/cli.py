@@ -128,8 +128,24 @@ def _listening_flags(group: Any) -> None:
     group.add_argument(
         "--proxy-protocol",
         action="store_true",
-        help="expect a PROXY v1/v2 header (behind HAProxy) on every connection",
+        help="expect a PROXY v1/v2 header (behind HAProxy) from the trusted balancers",
     )
+    group.add_argument(
+        "--proxy-from",
+        metavar="CIDR,...",
+        type=_networks,
+        help="balancers whose PROXY headers are believed (implies --proxy-protocol; "
+        "default with --proxy-protocol: 127.0.0.0/8,::1)",
+    )
+
+
+def _networks(value: str) -> tuple[Any, ...]:
+    from geossh.runner import parse_networks
+
+    try:
+        return parse_networks(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _auth_flags(group: Any) -> None:
@@ -289,6 +305,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         shell_handler=app.shell_handler, subsystems=app.subsystems,
         max_connections=args.max_connections, max_startups=args.max_startups,
         login_grace_time=args.login_grace_time, proxy_protocol=args.proxy_protocol,
+        proxy_from=args.proxy_from,
         workers=args.workers, stop_timeout=args.stop_timeout, **_limits(args),
     )  # fmt: skip
     off = server.disabled_algorithms.get("keys", ())

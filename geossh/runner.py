@@ -18,8 +18,12 @@ Transport limit through ``limits={name: value}`` (e.g.
 ``client_alive_interval``, ``unused_connection_timeout``).
 
 ``proxy_protocol=True`` reads a PROXY v1/v2 header first
-(``geossh.proxyproto``); its client address is what logs, limits,
-``transport.getpeername()`` and the interface see.
+(``geossh.proxyproto``) on connections from the trusted balancers
+(``proxy_from``: addresses or networks; default this host's loopback);
+its client address is what logs, limits, ``transport.getpeername()`` and
+the interface see. A trusted peer without a valid header is closed; any
+other peer is an ordinary client under its own address, so a header it
+forges is never believed (it fails the version exchange).
 
 Algorithms: the Transport's defaults minus ``HARDENED_DISABLED_ALGORITHMS``
 (the NIST P-curve key exchanges and ECDSA host-key signatures, which
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import errno
 import inspect
+import ipaddress
 import logging
 import os
 import random
@@ -91,6 +96,42 @@ class ListenError(OSError):
 class _PeerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return f"[{self.extra['prefix']}] {msg}", kwargs  # type: ignore[index]
+
+
+#: Who may send PROXY headers when ``proxy_protocol=True`` names no one: a
+#: balancer on this host. Anything else must be listed (``proxy_from``).
+DEFAULT_PROXY_FROM = ("127.0.0.0/8", "::1/128")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(specs: str | Sequence[str | Network]) -> tuple[Network, ...]:
+    """``"10.0.0.0/8,192.0.2.7"`` or a list of such → networks (ValueError if invalid)."""
+    if isinstance(specs, str):
+        specs = specs.split(",")
+    networks = []
+    for item in specs:
+        spec = str(item).strip()
+        if not spec:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(spec, strict=False))
+        except ValueError:
+            raise ValueError(f"not an address or network: {spec!r}") from None
+    if not networks:
+        raise ValueError("no trusted PROXY source given")
+    return tuple(networks)
+
+
+def _within(address: Any, networks: Sequence[Network]) -> bool:
+    """Is the socket peer ``address`` (a TCP address tuple) inside one of ``networks``?"""
+    try:
+        ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
+    except (ValueError, IndexError, TypeError):
+        return False  # a Unix socket peer, or nothing: not a trusted balancer
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)
 
 
 def parse_max_startups(value: str | Sequence[int] | None) -> tuple[int, int, int] | None:
@@ -167,10 +208,11 @@ def _takes_transport(factory: Callable[..., Any]) -> bool:
 class _Connection:
     """What the server tracks for one connection."""
 
-    __slots__ = ("authenticated", "dispatcher", "log", "peer", "source", "transport")
+    __slots__ = ("authenticated", "dispatcher", "log", "peer", "proxied", "source", "transport")
 
     def __init__(self, peer: tuple[Any, ...]) -> None:
         self.peer = peer
+        self.proxied = False  # from a trusted balancer: a PROXY header is expected
         self.authenticated = False
         self.source: str | None = None  # the host counted in Server.sources, while it is
         self.transport: Transport | None = None
@@ -217,6 +259,7 @@ class Server:
         disabled_algorithms: Mapping[str, Sequence[str]] | None = None,
         proxy_protocol: bool = False,
         proxy_protocol_timeout: float = 10.0,
+        proxy_from: str | Sequence[str | Network] | None = None,
         workers: int = 1,
         stop_timeout: float = 10.0,
         drain_limit: float | None = None,
@@ -251,8 +294,9 @@ class Server:
             parse_penalties(per_source_penalties),
         )
         self.disabled_algorithms = _disabled(disabled_algorithms, self.host_keys)
-        self.proxy_protocol = proxy_protocol
+        self.proxy_protocol = bool(proxy_protocol or proxy_from)
         self.proxy_protocol_timeout = proxy_protocol_timeout
+        self.proxy_from = parse_networks(proxy_from or DEFAULT_PROXY_FROM)
         self.workers = max(1, int(workers))
         self.stop_timeout = stop_timeout
         self.drain_limit = drain_limit
@@ -417,7 +461,8 @@ class Server:
             sock.close()
             return
         conn = _Connection(address)
-        if not self.proxy_protocol and not self._admit(conn):
+        conn.proxied = self.proxy_protocol and _within(address, self.proxy_from)
+        if not conn.proxied and not self._admit(conn):
             sock.close()
             return
         self.connections.add(conn)
@@ -441,7 +486,7 @@ class Server:
 
     def _serve(self, conn: _Connection, sock: Any) -> None:
         proxied = False
-        if self.proxy_protocol:
+        if conn.proxied:  # a trusted balancer: its header must come first
             timeout = min(self.proxy_protocol_timeout, self.login_grace_time)
             header = read_proxy_header(sock, timeout)
             if header.source is not None:

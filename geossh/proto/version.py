@@ -4,7 +4,10 @@ The server sends its line first. The client's ``SSH-2.0-…`` line may be
 preceded by other lines only from servers, but lenient servers (OpenSSH,
 paramiko) skip a bounded number of them; so do we. Every line is bounded;
 a line over the limit, too many lines, or a protocol version other than 2.0
-(or 1.99) ends the connection. Pure: no I/O.
+(or 1.99) ends the connection. So does a PROXY protocol header: the
+listener consumes the headers of trusted balancers before the core sees
+a byte, so one that reaches us was sent by a peer not trusted to send it.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class VersionParser:
                 )
             if line.startswith(b"SSH-"):
                 return _check_version(line.rstrip(b"\r")), bytes(self._buffer)
+            if line.startswith(b"PROXY "):
+                raise RemoteProtocolError("PROXY header from a peer not trusted to send one")
             if b"\x00" in line:
                 # Binary data (e.g. a packet sent without a version line).
                 raise RemoteProtocolError("NUL before the identification line")
