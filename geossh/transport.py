@@ -257,7 +257,9 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
 
     def _prefix(self) -> str:
         peer = self.getpeername()
-        return f"conn={self._conn_id} {peer[0]}:{peer[1]}"
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            return f"conn={self._conn_id} {peer[0]}:{peer[1]}"
+        return f"conn={self._conn_id} {peer or 'unix'}"  # AF_UNIX: '' or a path
 
     def __repr__(self) -> str:
         out = f"<geossh.Transport at {id(self):#x}"
@@ -384,7 +386,8 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         if self._auth is None:
             assert self.server_object is not None
             self._auth = AuthBridge(self.server_object, self._conn.auth, self.logger)
-            self._auth.peer_address = str(self.getpeername()[0])
+            peer = self.getpeername()
+            self._auth.peer_address = str(peer[0] if isinstance(peer, tuple) else peer)
         return self._auth
 
     def _ended(self, reason: str) -> None:
@@ -418,7 +421,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
             gevent.spawn(self._pump.linger, sockets)  # closes them when done
         else:
             for sock in sockets:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(Exception):  # socket-like objects may raise anything
                     sock.close()
         if self.completion_event is not None:
             self.completion_event.set()

@@ -53,8 +53,10 @@ class ByteBuffer:
         """True after EOF: no more data will arrive."""
         return self._closed
 
-    def feed(self, data: bytes) -> None:
-        """Append data and wake the reader."""
+    def feed(self, data: bytes | str) -> None:
+        """Append data (a ``str`` is UTF-8 encoded, as paramiko does) and wake the reader."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
         if data:
             self.feed_many((data,))
 

@@ -335,7 +335,12 @@ class SocketPump:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         data = None
         with gevent.Timeout(timeout, False):
-            data = bytes(self.sock.recv(RECV_SIZE))
+            try:
+                data = bytes(self.sock.recv(RECV_SIZE))
+            except OSError:
+                raise
+            except Exception as exc:  # a socket-like object's "peer gone" (EOFError...)
+                raise ConnectionEnded(f"recv: {exc!r}") from exc
         if data is None:
             return False
         if not data:
@@ -360,11 +365,11 @@ class SocketPump:
                     if not data:
                         break
                     received += len(data)
-        except (OSError, AttributeError):
+        except Exception:
             pass
         finally:
             for sock in close:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(Exception):
                     sock.close()
 
     def flush(self) -> None:
@@ -480,16 +485,21 @@ class SocketPump:
     def _sendall_blocking(self, data: bytes) -> None:
         """Socket-like objects other than gevent sockets: ``sendall`` (or ``send`` in a loop)."""
         self.bytes_out += len(data)
-        sendall = getattr(self.sock, "sendall", None)
-        if sendall is not None:
-            sendall(data)
-            return
-        view = memoryview(data)
-        while view:
-            sent = self.sock.send(view)
-            if sent <= 0:
-                raise OSError("socket closed during send")
-            view = view[sent:]
+        try:
+            sendall = getattr(self.sock, "sendall", None)
+            if sendall is not None:
+                sendall(data)
+                return
+            view = memoryview(data)
+            while view:
+                sent = self.sock.send(view)
+                if sent <= 0:
+                    raise OSError("socket closed during send")
+                view = view[sent:]
+        except OSError:
+            raise
+        except Exception as exc:  # a socket-like object's "peer gone" (EOFError...)
+            raise OSError(f"send: {exc!r}") from exc
 
     @property
     def write_error(self) -> BaseException | None:
