@@ -38,11 +38,14 @@ def _take(names: tuple[str, ...]) -> dict[str, str]:
     return {name: os.environ.pop(name) for name in names if name in os.environ}
 
 
-def listen_sockets(env: Mapping[str, str] | None = None) -> list[tuple[socket.socket, str]]:
+def listen_sockets(
+    env: Mapping[str, str] | None = None, first_fd: int = FIRST_FD
+) -> list[tuple[socket.socket, str]]:
     """The inherited listening sockets with their names (``[]`` if none were passed).
 
     Reads (and removes) the ``LISTEN_*`` variables; they count only when
-    ``LISTEN_PID`` is this process. Each socket is made non-blocking and
+    ``LISTEN_PID`` is this process. The sockets are ``first_fd`` on (3,
+    as systemd passes them; tests choose another). Each socket is made non-blocking and
     close-on-exec. Anything but a listening IPv4/IPv6 stream socket
     raises ``ActivationError``.
     """
@@ -58,7 +61,7 @@ def listen_sockets(env: Mapping[str, str] | None = None) -> list[tuple[socket.so
     names = values.get("LISTEN_FDNAMES", "").split(":")
     found = []
     for index in range(count):
-        fd = FIRST_FD + index
+        fd = first_fd + index
         name = names[index] if index < len(names) and names[index] else f"fd{fd}"
         found.append((_adopt(fd, name), name))
     return found
