@@ -8,11 +8,11 @@ threads.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
 __author__ = "geossh developers"
 __license__ = "LGPL-2.1-or-later"
 
 from geossh import agent as agent  # paramiko.agent is there after ``import paramiko``
+from geossh._version import __version__ as __version__
 from geossh.agent import AgentKey
 from geossh.channel import Channel, ChannelFile, ChannelStderrFile, ChannelStdinFile
 from geossh.common import (

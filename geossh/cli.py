@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from geossh import __version__
+from geossh._version import __version__
 
 EXIT_USAGE = 2
 DEFAULT_PORT = 2222

@@ -24,8 +24,8 @@ import gevent.pool
 import gevent.socket
 from gevent.event import Event
 
-from geossh import __version__
 from geossh._green.pump import ConnectionEnded, SocketPump
+from geossh._version import __version__
 from geossh.authentication import AuthBridge
 from geossh.callbacks import (
     call,
