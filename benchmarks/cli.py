@@ -25,8 +25,12 @@ from benchmarks import procs, report, sshd, workloads
 from benchmarks.workloads import Bench, Sizes, Target
 
 REPO = Path(__file__).resolve().parent.parent
-ALL_SERVERS = ("geossh", "paramiko", "asyncssh", "sshd")
-ALL_WORKLOADS = ("conn", "bulk", "scale", "sftp", "load")
+ALL_SERVERS = ("geossh", "paramiko", "asyncssh", "sshd", "geossh-app", "paramiko-app")
+ALL_WORKLOADS = ("conn", "ossh", "bulk", "scale", "sftp", "load")
+#: The paramiko-style application (benchmarks/servers/paramiko_style_app.py) on
+#: each implementation: what a migrating user runs. It takes part in these only.
+APPS = {"geossh-app": "geossh", "paramiko-app": "paramiko"}
+APP_WORKLOADS = frozenset({"ossh", "scale", "sftp"})
 ALL_CIPHERS = frozenset({"chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"})
 PARAMIKO_CIPHERS = frozenset({"aes128-gcm@openssh.com"})
 PROCESS_PER_CONNECTION_CAP = 2000  # sshd and paramiko's threads beyond this: opt in
@@ -35,6 +39,8 @@ QUICK = Sizes(
     reps=3,
     seq_conns=10,
     rate_conns=80,
+    ossh_seq=20,
+    ossh_total=100,
     bulk_bytes=64 << 20,
     scale=(200,),
     scale_reps=1,
@@ -49,6 +55,9 @@ SMOKE = Sizes(
     seq_conns=2,
     rate_conns=6,
     in_flight=3,
+    ossh_seq=2,
+    ossh_total=4,
+    ossh_in_flight=2,
     bulk_bytes=1 << 20,
     scale=(4,),
     scale_reps=1,
@@ -176,7 +185,11 @@ class Run:
     def _python_server(self, name: str, extra: list[str], base: str = "") -> tuple[int, int, Path]:
         root = self.workdir / f"sftp-{name}"
         root.mkdir(exist_ok=True)
-        module = f"benchmarks.servers.{name.split('-')[0]}_server"
+        if name in APPS:
+            module = "benchmarks.servers.paramiko_style_app"
+            extra = ["--impl", APPS[name], *extra]
+        else:
+            module = f"benchmarks.servers.{name.split('-')[0]}_server"
         # The baseline's geossh must come before this checkout's on sys.path.
         launcher = (
             ["-c", f"import runpy,sys; sys.path.insert(0, {base!r}); "
@@ -204,6 +217,8 @@ class Run:
         """Replace a Python server by a fresh process (memory is then measured from scratch)."""
         proc, extra, base = self._servers[target.name]
         self.procs.stop(proc)
+        if target.name in APPS:
+            extra = extra[2:]  # _python_server adds --impl again
         target.pid, target.port, _ = self._python_server(target.name, extra, base)
 
     def _start(self, name: str) -> Target | None:
@@ -212,11 +227,12 @@ class Run:
             return self._start_sshd(cap)
         base = str(Path(self.args.baseline).resolve()) if name == "geossh-base" else ""
         pid, port, root = self._python_server(name, [], base)
-        target = Target(
-            name, port, pid, root, PARAMIKO_CIPHERS if name == "paramiko" else ALL_CIPHERS
-        )
+        on_paramiko = name in ("paramiko", "paramiko-app")
+        target = Target(name, port, pid, root, PARAMIKO_CIPHERS if on_paramiko else ALL_CIPHERS)
         target.restart = lambda: self._restart(target)
-        if name == "paramiko":
+        if name in APPS:
+            target.workloads = APP_WORKLOADS
+        if on_paramiko:
             target.max_connections = cap
         if name == "geossh":
             try:
@@ -296,20 +312,26 @@ class Run:
         sizes = self.sizes
         plan: list[tuple[str, int, Callable[[Bench, Target], dict[str, float]], list[Target]]] = []
         if "conn" in chosen:
-            plan.append(("connection cost", sizes.reps, workloads.connection_cost, self.targets))
+            plan.append(
+                ("connection cost", sizes.reps, workloads.connection_cost, self._in("conn"))
+            )
             pair = getattr(self, "workers_targets", [])
             if pair:
                 plan.append(("workers", sizes.reps, workloads.workers_rate, pair))
+        if "ossh" in chosen:
+            plan.append(
+                ("OpenSSH client", sizes.reps, workloads.openssh_connections, self._in("ossh"))
+            )
         if "bulk" in chosen:
-            plan.append(("bulk data", sizes.reps, workloads.bulk, self.targets))
+            plan.append(("bulk data", sizes.reps, workloads.bulk, self._in("bulk")))
         if "scale" in chosen:
             for n in sizes.scale:
 
                 def run_scale(bench: Bench, target: Target, n: int = n) -> dict[str, float]:
                     return workloads.scale(bench, target, n)
 
-                targets = [t for t in self.targets if n <= t.max_connections]
-                for t in self.targets:
+                targets = [t for t in self._in("scale") if n <= t.max_connections]
+                for t in self._in("scale"):
                     if n > t.max_connections:
                         self.note(
                             f"{t.name}: scale {n} skipped (process/thread per connection; "
@@ -317,17 +339,21 @@ class Run:
                         )
                 plan.append((f"scale {n}", sizes.scale_reps, run_scale, targets))
         if "sftp" in chosen:
-            plan.append(("sftp", sizes.reps, workloads.sftp, self.targets))
+            plan.append(("sftp", sizes.reps, workloads.sftp, self._in("sftp")))
         if "load" in chosen:
             plan.append(
                 (
                     "latency under load",
                     min(sizes.reps, sizes.load_reps),
                     workloads.latency_under_load,
-                    self.targets,
+                    self._in("load"),
                 )
             )
         return plan
+
+    def _in(self, workload: str) -> list[Target]:
+        """The servers that take part in ``workload``."""
+        return [t for t in self.targets if t.workloads is None or workload in t.workloads]
 
     def measure(self, bench: Bench) -> None:
         for title, reps, fn, targets in self.workload_plan():

@@ -75,6 +75,41 @@ def ssh_argv(endpoint: Endpoint, command: str, cipher: str = CONNECT_CIPHER) -> 
     ]
 
 
+def default_ssh_argv(endpoint: Endpoint, command: str) -> list[str]:
+    """``ssh`` as a user runs it: OpenSSH's default kex, cipher and MAC lists.
+
+    Only what a benchmark cannot leave to chance is set: no config file,
+    agent or known_hosts, the Ed25519 key, batch mode. Each server then
+    negotiates the client's first choice it supports.
+    """
+    return [
+        "ssh",
+        "-T",
+        "-p",
+        str(endpoint.port),
+        "-F",
+        "/dev/null",
+        "-i",
+        endpoint.key,
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=30",
+        f"{endpoint.user}@127.0.0.1",
+        command,
+    ]
+
+
 def sftp_argv(endpoint: Endpoint, batch: str, cipher: str = CONNECT_CIPHER) -> list[str]:
     """``sftp -b batch`` against the endpoint."""
     return [

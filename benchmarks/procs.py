@@ -25,10 +25,20 @@ _TICK = float(os.sysconf("SC_CLK_TCK"))
 
 @dataclass(frozen=True)
 class CpuTimes:
-    """CPU seconds of one process: its own and its reaped children's."""
+    """CPU seconds of one process, user and system, its own and its reaped children's."""
 
-    own: float
-    children: float
+    user: float
+    system: float
+    children_user: float
+    children_system: float
+
+    @property
+    def own(self) -> float:
+        return self.user + self.system
+
+    @property
+    def children(self) -> float:
+        return self.children_user + self.children_system
 
     @property
     def total(self) -> float:
@@ -36,11 +46,11 @@ class CpuTimes:
 
 
 def cpu_times(pid: int) -> CpuTimes:
-    """utime+stime and cutime+cstime of ``pid`` in seconds."""
+    """utime, stime, cutime and cstime of ``pid`` in seconds."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return CpuTimes((utime + stime) / _TICK, (cutime + cstime) / _TICK)
+    utime, stime, cutime, cstime = (int(v) / _TICK for v in fields[11:15])
+    return CpuTimes(utime, stime, cutime, cstime)
 
 
 def descendants(pid: int) -> list[int]:

@@ -21,6 +21,9 @@ from typing import Any
 Results = dict[str, dict[str, list[float]]]
 BASE = "geossh"
 RUNNER_VARIANTS = ("geossh-r1", "geossh-w2")  # compared with each other, not with geossh
+#: The paramiko-style application on geossh and on paramiko: compared with each other.
+APP, APP_PEER = "geossh-app", "paramiko-app"
+PAIRED = (*RUNNER_VARIANTS, APP, APP_PEER)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,14 @@ def meta(metric: str) -> Meta:
         "load.probes": Meta("load: exec round trips measured", "count", True),
         "load.stream_MBps": Meta("load: streamed in total", "MB/s", True),
         "workers.rate": Meta("runner conn/s, 50 in flight (r1 = 1 worker, w2 = 2)", "conn/s", True),
+        "ossh.seq_wall_ms": Meta("OpenSSH ssh, sequential: wall per run", "ms", False),
+        "ossh.seq_cpu_ms": Meta("OpenSSH ssh, sequential: server CPU/conn", "ms", False),
+        "ossh.seq_user_ms": Meta("OpenSSH ssh, sequential: server user CPU/conn", "ms", False),
+        "ossh.seq_sys_ms": Meta("OpenSSH ssh, sequential: server sys CPU/conn", "ms", False),
+        "ossh.flight_rate": Meta("OpenSSH ssh, 50 in flight: conn/s", "conn/s", True),
+        "ossh.flight_cpu_ms": Meta("OpenSSH ssh, 50 in flight: server CPU/conn", "ms", False),
+        "ossh.flight_user_ms": Meta("OpenSSH ssh, 50 in flight: server user CPU/conn", "ms", False),
+        "ossh.flight_sys_ms": Meta("OpenSSH ssh, 50 in flight: server sys CPU/conn", "ms", False),
     }
     if metric in fixed:
         return fixed[metric]
@@ -87,15 +98,17 @@ def summary(results: Results) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def ratios(summ: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """geossh's median divided by each peer's, per metric."""
+    """geossh's median divided by each peer's, per metric; under ``APP_PEER``, the
+    application on geossh divided by the same application on paramiko."""
     out: dict[str, dict[str, float]] = {}
     for metric, by_server in summ.items():
         base = by_server.get(BASE)
-        if base is None:
-            continue
         for server, stats in by_server.items():
-            if server != BASE and stats["median"]:
+            if base is not None and server not in (BASE, *PAIRED) and stats["median"]:
                 out.setdefault(metric, {})[server] = base["median"] / stats["median"]
+        app, peer = by_server.get(APP), by_server.get(APP_PEER)
+        if app is not None and peer is not None and peer["median"]:
+            out.setdefault(metric, {})[APP_PEER] = app["median"] / peer["median"]
     return out
 
 
@@ -181,6 +194,7 @@ def goals(summ: dict[str, Any], scale_ns: list[int]) -> list[dict[str, Any]]:
         scaled(_median(summ, "sftp.put_MBps", "paramiko"), 3.0),
         False,
     )
+    _openssh_goals(summ, scale_ns, check, best)
     w2 = _median(summ, "workers.rate", "geossh-w2")
     w1 = _median(summ, "workers.rate", "geossh-r1")
     check(
@@ -190,6 +204,58 @@ def goals(summ: dict[str, Any], scale_ns: list[int]) -> list[dict[str, Any]]:
         False,
     )
     return rows
+
+
+def _openssh_goals(summ: dict[str, Any], scale_ns: list[int], check: Any, best: Any) -> None:
+    """Issue 15's goals: OpenSSH's client, and the paramiko-style application migrated."""
+    wall = best("ossh.seq_wall_ms", ("paramiko", "asyncssh", "sshd"), True)
+    for server, what in ((BASE, "native"), (APP, "migrated")):
+        check(
+            f"OpenSSH seq wall, {what} <= best of paramiko, asyncssh, sshd (ms)",
+            _median(summ, "ossh.seq_wall_ms", server),
+            wall,
+            True,
+        )
+
+    def vs(metric: str, ours: str, peer: str, factor: float) -> tuple[float | None, float | None]:
+        theirs = _median(summ, metric, peer)
+        return _median(summ, metric, ours), None if theirs is None else theirs * factor
+
+    for label, ours, peer, factor in (
+        ("migrated app", APP, APP_PEER, 0.6),
+        ("native", BASE, "paramiko", 0.6),
+        ("native (stretch)", BASE, "paramiko", 0.5),
+    ):
+        check(
+            f"OpenSSH seq server CPU/conn, {label} <= {factor}x paramiko (ms)",
+            *vs("ossh.seq_cpu_ms", ours, peer, factor),
+            True,
+        )
+    check(
+        "OpenSSH 50 in flight server CPU/conn, migrated app <= 0.5x paramiko (ms)",
+        *vs("ossh.flight_cpu_ms", APP, APP_PEER, 0.5),
+        True,
+    )
+    for way, factor in (("get", 2.0), ("put", 5.0)):
+        metric = f"sftp.{way}_MBps"
+        check(
+            f"sftp {way}, app's SFTPServerInterface >= {factor:g}x paramiko (MB/s)",
+            *vs(metric, APP, APP_PEER, factor),
+            False,
+        )
+        check(
+            f"sftp {way}, app's SFTPServerInterface >= 0.8x LocalSFTPServer (MB/s)",
+            *vs(metric, APP, BASE, 0.8),
+            False,
+        )
+    if scale_ns:
+        n = max(scale_ns)
+        check(
+            f"scale {n}: migrated app <= 40 KB per idle session",
+            _median(summ, f"scale.{n}.kb_per_conn", APP),
+            40.0,
+            True,
+        )
 
 
 def format_value(value: float | None) -> str:
@@ -205,9 +271,12 @@ def format_value(value: float | None) -> str:
 
 def table(summ: dict[str, Any], servers: list[str], metrics: list[str]) -> str:
     """Median [min-max] per server and geossh's ratio to each peer, one metric a row."""
-    peers = [s for s in servers if s != BASE and s not in RUNNER_VARIANTS]
+    peers = [s for s in servers if s != BASE and s not in PAIRED]
+    if APP in servers and APP_PEER in servers:
+        peers.append(APP_PEER)
     rat = ratios(summ)
-    header = ["metric (unit)", *servers, *[f"geossh/{p}" for p in peers]]
+    titles = ["app geossh/paramiko" if p == APP_PEER else f"geossh/{p}" for p in peers]
+    header = ["metric (unit)", *servers, *titles]
     rows = [header]
     for metric in metrics:
         m = meta(metric)

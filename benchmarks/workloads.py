@@ -1,4 +1,4 @@
-"""The five workloads. Each runs once against one server and returns metrics.
+"""The workloads. Each runs once against one server and returns metrics.
 
 A workload function takes the run's ``Bench`` (keys, sizes, processes) and
 one ``Target`` and returns ``{metric: value}``; the harness interleaves
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import selectors
 import subprocess
 import sys
 import time
@@ -40,11 +41,19 @@ class Target:
     max_connections: int = 1 << 30
     notes: list[str] = field(default_factory=list)
     restart: Callable[[], None] | None = None  # a fresh server process (Python servers)
+    workloads: frozenset[str] | None = None  # the workloads this server is in (None: all)
 
     def cpu(self) -> float:
         """Server CPU seconds so far (children included for sshd)."""
         times = procs.cpu_times(self.pid)
         return times.total if self.counts_children else times.own
+
+    def cpu_split(self) -> tuple[float, float]:
+        """Server (user, system) CPU seconds so far (children included for sshd)."""
+        t = procs.cpu_times(self.pid)
+        if self.counts_children:
+            return t.user + t.children_user, t.system + t.children_system
+        return t.user, t.system
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until per-connection child processes are gone (sshd), so their CPU is counted."""
@@ -73,6 +82,9 @@ class Sizes:
     load_seconds: float = 10.0  # probing stops after this long even if fewer probes ran
     load_reps: int = 3
     loadgens: int = 2
+    ossh_seq: int = 60  # OpenSSH workload: sequential ssh processes
+    ossh_total: int = 300  # ... and ssh processes run with ossh_in_flight at a time
+    ossh_in_flight: int = 50
 
 
 @dataclass
@@ -181,6 +193,93 @@ def connection_cost(bench: Bench, target: Target) -> dict[str, float]:
         "conn.rate": done / elapsed,
         "conn.cpu_ms": 1000 * cpu / max(1, done),
     }
+
+
+# -- 1b. connection cost with OpenSSH's own client ---------------------------------------------
+def openssh_connections(bench: Bench, target: Target) -> dict[str, float]:
+    """A new ``ssh host 'echo hi'`` process per connection, OpenSSH's defaults.
+
+    First ``ossh_seq`` one after another (wall time per run, server CPU per
+    connection), then ``ossh_total`` with ``ossh_in_flight`` running at
+    once (connections/s, server CPU per connection). CPU is reported as
+    user and system separately; the server's own idle work (an
+    application's ``accept(1)`` loop) is part of what it costs.
+    """
+    sizes = bench.sizes
+    argv = clients.default_ssh_argv(bench.endpoint(target), "echo hi")
+    _check_echo(argv)  # warm-up: first-use imports are not measured
+    target.settle()
+    user0, sys0 = target.cpu_split()
+    walls = []
+    for _ in range(sizes.ossh_seq):
+        start = time.perf_counter()
+        _check_echo(argv)
+        walls.append(time.perf_counter() - start)
+    target.settle()
+    user1, sys1 = target.cpu_split()
+    start = time.perf_counter()
+    failures = _run_in_flight(argv, sizes.ossh_total, sizes.ossh_in_flight)
+    elapsed = time.perf_counter() - start
+    target.settle()
+    user2, sys2 = target.cpu_split()
+    if failures:
+        bench.log(f"  {target.name}: {failures} of {sizes.ossh_total} ssh runs failed")
+    seq, flight = sizes.ossh_seq, max(1, sizes.ossh_total - failures)
+    walls.sort()
+    return {
+        "ossh.seq_wall_ms": 1000 * walls[len(walls) // 2],
+        "ossh.seq_cpu_ms": 1000 * (user1 - user0 + sys1 - sys0) / seq,
+        "ossh.seq_user_ms": 1000 * (user1 - user0) / seq,
+        "ossh.seq_sys_ms": 1000 * (sys1 - sys0) / seq,
+        "ossh.flight_rate": flight / elapsed,
+        "ossh.flight_cpu_ms": 1000 * (user2 - user1 + sys2 - sys1) / flight,
+        "ossh.flight_user_ms": 1000 * (user2 - user1) / flight,
+        "ossh.flight_sys_ms": 1000 * (sys2 - sys1) / flight,
+    }
+
+
+def _check_echo(argv: list[str]) -> None:
+    result = _run(argv, 120)
+    if result.stdout != b"hi\n":
+        raise RuntimeError(f"ssh echo hi printed {result.stdout[:100]!r}")
+
+
+def _run_in_flight(argv: list[str], total: int, in_flight: int) -> int:
+    """Run ``total`` copies of ``argv``, ``in_flight`` at a time; how many failed.
+
+    A run is over when its stdout reaches EOF (then it is reaped); other
+    children of the harness (the servers) are never waited for here.
+    """
+    running: dict[int, tuple[subprocess.Popen[bytes], bytearray]] = {}
+    started = failures = 0
+    deadline = time.monotonic() + 600
+    with selectors.DefaultSelector() as selector:
+        while (started < total or running) and time.monotonic() < deadline:
+            while started < total and len(running) < in_flight:
+                proc = subprocess.Popen(
+                    argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+                assert proc.stdout is not None
+                running[proc.stdout.fileno()] = (proc, bytearray())
+                selector.register(proc.stdout.fileno(), selectors.EVENT_READ)
+                started += 1
+            for key, _events in selector.select(timeout=5):
+                proc, out = running[key.fd]
+                chunk = os.read(key.fd, 4096)
+                if chunk:
+                    out += chunk
+                    continue
+                selector.unregister(key.fd)
+                del running[key.fd]
+                assert proc.stdout is not None
+                proc.stdout.close()
+                failures += proc.wait(timeout=60) != 0 or out != b"hi\n"
+        for proc, _out in running.values():  # only after the deadline
+            proc.kill()
+            proc.wait()
+            failures += 1
+    return failures
 
 
 # -- 2. bulk data ------------------------------------------------------------------------

@@ -32,14 +32,14 @@ def test_benchmarks_smoke(tmp_path: Path) -> None:
             "--smoke",
             "--no-install",
             "--servers",
-            "geossh,paramiko,asyncssh",
+            "geossh,paramiko,asyncssh,geossh-app,paramiko-app",
             "--out",
             str(tmp_path),
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=50,
+        timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -53,8 +53,16 @@ def test_benchmarks_smoke(tmp_path: Path) -> None:
         "bulk.aes128-gcm.up_MBps",
         "scale.4.opened",
         "load.p99_ms",
+        "ossh.seq_wall_ms",
+        "ossh.flight_sys_ms",
     ):
         assert metric in geossh, sorted(geossh)
+    app = document["results"]["geossh-app"]  # the paramiko-style application, migrated
+    for metric in ("ossh.seq_user_ms", "sftp.get_MBps", "scale.4.opened"):
+        assert metric in app, sorted(app)
+    assert "conn.cpu_ms" not in app  # apps take part in the OpenSSH, SFTP and scale rows only
+    assert "ossh.flight_cpu_ms" in document["ratios"]
+    assert "app geossh/paramiko" in result.stdout
     assert geossh["scale.4.opened"] == [4]
     assert set(document["ratios"]["conn.cpu_ms"]) == {"paramiko", "asyncssh"}
     assert (tmp_path / "latest-smoke.txt").exists()
