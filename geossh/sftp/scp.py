@@ -25,6 +25,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
+from geossh._green import fairness
 from geossh.sftp.rootfs import RootFS
 
 _log = logging.getLogger("geossh.sftp.scp")
@@ -32,7 +33,12 @@ _log = logging.getLogger("geossh.sftp.scp")
 MAX_LINE = 4096 + 64
 CHUNK = 256 * 1024
 MAX_DEPTH = 64
+#: Warning records (``\\1`` + text) the peer may send in one session before it is cut off.
+MAX_WARNINGS = 1000
 _MAX_SIZE = (1 << 63) - 1
+#: Latest time a ``T`` record may carry (seconds): far beyond any real file, and a float
+#: of it still fits a 64-bit time_t (``(1 << 63) - 1`` rounds up to 2**63 and overflows).
+MAX_TIME = 1 << 62
 _Times = tuple[float, float] | None
 _FILEMODEMASK = 0o6777  # setuid, setgid and the permission bits, like scp.c
 _C_RECORD = re.compile(rb"([CD])([0-7]{4}) ([0-9]{1,19}) (.+)", re.DOTALL)
@@ -87,44 +93,63 @@ def parse_scp_command(command: bytes | str) -> ScpOptions:
 
 
 class _Peer:
-    """Buffered reads and writes on a channel."""
+    """Buffered reads and writes on a channel.
+
+    Received bytes sit in one ``bytearray`` consumed through an offset, so
+    taking a byte or a record costs only what it returns (not the whole
+    buffer, as repeated slicing of ``bytes`` did); the consumed prefix is
+    dropped when more data is appended. A record line is searched for at
+    most ``MAX_LINE`` bytes ahead, and each byte is scanned once.
+    """
 
     def __init__(self, channel: Any) -> None:
         self.channel = channel
-        self.buf = b""
+        self.buf = bytearray()
+        self.pos = 0  # first unconsumed byte of ``buf``
+        self._scanned = 0  # no newline in ``buf[pos:_scanned]``
 
     def _fill(self) -> bool:
         data = self.channel.recv(CHUNK)
         if not data:
             return False
+        if self.pos:
+            del self.buf[: self.pos]  # at most MAX_LINE bytes are still unconsumed here
+            self._scanned -= self.pos
+            self.pos = 0
         self.buf += data
         return True
 
     def read_some(self, n: int) -> bytes:
         """Up to ``n`` bytes (at least one); raises ScpError at EOF."""
-        if not self.buf and not self._fill():
+        if self.pos >= len(self.buf) and not self._fill():
             raise ScpError("lost connection")
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+        start = self.pos
+        self.pos = min(start + n, len(self.buf))
+        return bytes(self.buf[start : self.pos])
 
     def read_byte(self) -> int | None:
         """One byte, or None at EOF."""
-        if not self.buf and not self._fill():
+        if self.pos >= len(self.buf) and not self._fill():
             return None
-        value = self.buf[0]
-        self.buf = self.buf[1:]
+        value = self.buf[self.pos]
+        self.pos += 1
         return value
 
     def read_line(self) -> bytes:
         """Up to and without the next newline, at most MAX_LINE bytes."""
-        while b"\n" not in self.buf:
-            if len(self.buf) > MAX_LINE:
+        limit = MAX_LINE + 1  # the newline may follow MAX_LINE bytes of record
+        while True:
+            start = max(self.pos, self._scanned)
+            end = self.buf.find(b"\n", start, self.pos + limit)
+            if end >= 0:
+                break
+            self._scanned = min(len(self.buf), self.pos + limit)
+            if self._scanned - self.pos >= limit:
                 raise ScpError("record too long")
             if not self._fill():
                 raise ScpError("lost connection")
-        line, _, self.buf = self.buf.partition(b"\n")
-        if len(line) > MAX_LINE:
-            raise ScpError("record too long")
+        line = bytes(self.buf[self.pos : end])
+        self.pos = self._scanned = end + 1
         return line
 
     def send(self, data: bytes) -> None:
@@ -224,6 +249,7 @@ class _Session:
         self.peer = peer
         self.opts = opts
         self.errors = 0
+        self.warnings = 0
 
     def run(self) -> int:
         try:
@@ -254,12 +280,19 @@ class _Session:
             raise ScpError("lost connection")
         if code == 0:
             return True
-        line = self.peer.read_line()
-        _log.debug("scp peer error: %r", line[:200])
+        self.peer_error(code, self.peer.read_line())
+        return False
+
+    def peer_error(self, code: int, text: bytes) -> None:
+        """Count a ``\\1`` warning from the peer (at most MAX_WARNINGS); raise for any
+        other code (``\\2`` is fatal, as is anything unknown, as in scp.c)."""
         self.errors += 1
-        if code == 1:
-            return False
-        raise ScpError("peer reported a fatal error", reported=True)
+        _log.debug("scp peer error: %r", text[:200])
+        if code != 1:
+            raise ScpError("peer reported a fatal error", reported=True)
+        self.warnings += 1
+        if self.warnings > MAX_WARNINGS:
+            raise self._protocol_error("too many warnings")
 
     # -- upload: we are the sink ---------------------------------------------------------
     def _start_sink(self) -> None:
@@ -291,6 +324,7 @@ class _Session:
         self.peer.send(b"\x00")
         times: tuple[float, float] | None = None
         while True:
+            fairness.checkpoint()  # buffered records must not hold the hub
             first = self.peer.read_byte()
             if first is None:
                 if depth:
@@ -298,12 +332,10 @@ class _Session:
                 return
             if first == 0x0A:
                 raise self._protocol_error("unexpected <newline>")
-            line = bytes((first,)) + self.peer.read_line()
             if first in (1, 2):
-                self.errors += 1
-                if first == 2:
-                    raise ScpError("peer reported a fatal error", reported=True)
+                self.peer_error(first, self.peer.read_line())
                 continue
+            line = bytes((first,)) + self.peer.read_line()
             if line == b"E":
                 if not depth:
                     raise self._protocol_error("unexpected E record")
@@ -325,7 +357,7 @@ class _Session:
         if m is None:
             raise self._protocol_error("bad T record")
         mtime, mus, atime, aus = (int(g) for g in m.groups())
-        if mus > 999999 or aus > 999999 or max(mtime, atime) > _MAX_SIZE:
+        if mus > 999999 or aus > 999999 or max(mtime, atime) > MAX_TIME:
             raise self._protocol_error("times out of range")
         return (atime + aus / 1e6, mtime + mus / 1e6)
 
@@ -368,7 +400,7 @@ class _Session:
                 self.fs.chattr(path, mode=final_mode)
             if times is not None:
                 self.fs.chattr(path, times=times)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, OverflowError) as exc:
             self.error(_os_message(path, exc))
 
     def _final_mode(self, mode: int) -> int:
@@ -395,7 +427,7 @@ class _Session:
                         os.fchmod(fd, final_mode)
                     if times is not None:
                         os.utime(fd, times)
-            except OSError as exc:
+            except (OSError, OverflowError) as exc:
                 problem = _os_message(path, exc)
         finally:
             os.close(fd)
@@ -410,6 +442,7 @@ class _Session:
         problem = None
         offset = 0
         while offset < size:
+            fairness.checkpoint()
             chunk = self.peer.read_some(min(CHUNK, size - offset))
             if problem is None:
                 try:
@@ -447,6 +480,7 @@ class _Session:
 
     def source(self, path: str, ancestors: set[tuple[int, int]], depth: int) -> None:
         """Send one file, or a directory tree with -r."""
+        fairness.checkpoint()
         try:
             st = self.fs.stat(path)
         except (OSError, ValueError) as exc:
@@ -483,6 +517,7 @@ class _Session:
         problem = None
         offset = 0
         while offset < st.st_size:
+            fairness.checkpoint()
             want = min(CHUNK, st.st_size - offset)
             data = b""
             if problem is None:

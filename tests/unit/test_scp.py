@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from geossh.sftp.scp import MAX_LINE, ScpHandler, parse_scp_command
+from geossh.sftp.scp import MAX_LINE, MAX_WARNINGS, ScpHandler, _Peer, parse_scp_command
 
 
 class ScriptedChannel:
@@ -308,7 +308,7 @@ SHIM = """\
 #!{python}
 import os, sys
 sys.path.insert(0, {repo!r})
-from geossh.sftp.scp import ScpHandler
+from geossh.sftp.scp import MAX_LINE, MAX_WARNINGS, ScpHandler, _Peer, parse_scp_command
 
 class Stdio:
     def recv(self, n):
@@ -363,3 +363,79 @@ def test_openssh_scp_legacy_mode(root: Path, tmp_path: Path) -> None:
     result = scp_run("host:../secret.txt", str(back))
     assert result.returncode != 0 and "No such file" in result.stderr
     assert not (back / "secret.txt").exists()
+
+
+# -- hostile peers: bounded work, bounded warnings, bounded times --------------------------------
+
+
+def test_huge_times_are_refused_cleanly(root: Path) -> None:
+    for big in (b"9223372036854775807", b"9223372036854775000"):  # floats round to 2**63
+        channel = run(root, "scp -p -t /", b"T" + big + b" 0 " + big + b" 0\nC0644 1 f\nx\x00")
+        assert channel.exit_status == 1
+        assert channel.output == b"\x00\x01scp: protocol error: times out of range\n"
+        assert not (root / "f").exists()
+    channel = run(root, "scp -p -r -t /", b"T%d 0 1 0\nD0755 0 d\nE\n" % (1 << 62))
+    assert channel.exit_status == 0, channel.output  # the largest accepted time is usable
+
+
+def test_warning_records_are_capped(root: Path) -> None:
+    ok = run(root, "scp -t /", b"\x01scp: w\n" * MAX_WARNINGS + b"C0644 1 f\nx\x00")
+    assert ok.output == b"\x00\x00\x00" and (root / "f").read_bytes() == b"x"
+    channel = run(root, "scp -t /", b"\x01scp: w\n" * (MAX_WARNINGS + 1) + b"C0644 1 g\nx\x00")
+    assert channel.exit_status == 1
+    assert channel.output == b"\x00\x01scp: protocol error: too many warnings\n"
+    assert not (root / "g").exists()
+
+
+def test_download_warnings_count_too(root: Path) -> None:
+    paths = " ".join(["/hello.txt"] * (MAX_WARNINGS + 5))
+    channel = run(root, f"scp -f {paths}", b"\x00" + b"\x01scp: no\n" * (MAX_WARNINGS + 5))
+    assert channel.exit_status == 1
+    assert channel.output.endswith(b"\x01scp: protocol error: too many warnings\n")
+    assert channel.output.count(b"C0") == MAX_WARNINGS + 1
+
+
+def test_peer_reads_records_without_rescanning() -> None:
+    """Records are taken from one buffer by offset; each byte is scanned once."""
+    records = b"T1 0 1 0\n" * 1000
+    peer = _Peer(ScriptedChannel(records, piece=len(records)))
+    assert peer.read_byte() == ord("T") and peer.read_line() == b"1 0 1 0"
+    buf = peer.buf
+    for _ in range(999):
+        assert peer.read_byte() == ord("T") and peer.read_line() == b"1 0 1 0"
+    assert peer.buf is buf and peer.pos == len(records)  # consumed in place, never copied
+    assert peer.read_byte() is None
+
+
+def test_read_line_bound_counts_only_the_record(root: Path) -> None:
+    """MAX_LINE bounds one record, whatever else is already buffered after it."""
+    name = b"n" * (MAX_LINE - 9)
+    record = b"C0644 0 " + name  # MAX_LINE - 1 bytes
+    script = (record + b"\n") * 3  # no data follows a refused C record
+    channel = ScriptedChannel(script, piece=len(script))
+    assert ScpHandler(root).run(channel, b"scp -t /") == 1  # name too long for the filesystem
+    assert channel.output.count(b"\x01scp: /nnnn") == 3
+    assert b"protocol error" not in channel.output
+
+
+def test_buffered_records_yield_to_other_greenlets(root: Path) -> None:
+    """A buffer full of records is served in slices: another greenlet runs in between."""
+    import gevent
+
+    script = b"T1 0 1 0\n" * 60_000 + b"C0644 1 f\nx\x00"
+    channel = ScriptedChannel(script, piece=len(script))
+    seen: list[int] = []
+
+    def probe() -> None:
+        for _ in range(1_000_000):  # bounded; ends with the transfer
+            seen.append(len(channel.output))
+            if channel.closed:
+                return
+            gevent.sleep(0)
+
+    watcher = gevent.spawn(probe)
+    worker = gevent.spawn(ScpHandler(root).run, channel, b"scp -p -t /")
+    gevent.joinall([worker, watcher], timeout=120)
+    assert worker.value == 0
+    total = len(channel.output)
+    assert any(0 < n < total for n in seen), "the probe never ran during the transfer"
