@@ -5,7 +5,10 @@ in ``~/.local/state/geossh``, accepts the keys in ``~/.ssh/authorized_keys``
 (and a password if one is given through ``--password-env`` or
 ``--password-prompt``), runs real shells with a pty and exec commands,
 serves SFTP and scp rooted at the home directory, and prints how to
-connect. ``--port 0`` picks a free port (the "serving on" line shows it).
+connect. With ``--no-shell --no-exec`` the SFTP root is the only boundary,
+so a root holding the host keys, an authorized_keys file or ``~/.ssh`` is
+refused (with a shell it is only warned about: the shell reaches them).
+``--port 0`` picks a free port (the "serving on" line shows it).
 
 Errors in flags, keys or addresses print one ``geossh: error: ...`` line on
 stderr and exit with status 2. argparse only; the work is in
@@ -183,7 +186,12 @@ def _auth_flags(group: Any) -> None:
 
 
 def _service_flags(group: Any) -> None:
-    group.add_argument("--root", metavar="DIR", help="SFTP/scp root directory (default: home)")
+    group.add_argument(
+        "--root",
+        metavar="DIR",
+        help="SFTP/scp root directory (default: home; with --no-shell --no-exec it must "
+        "not hold the host keys, authorized_keys or ~/.ssh)",
+    )
     group.add_argument("--no-sftp", action="store_true", help="no SFTP or scp")
     group.add_argument("--no-shell", action="store_true", help="no interactive shells")
     group.add_argument("--no-exec", action="store_true", help="no remote commands")
@@ -259,6 +267,8 @@ def serve(args: argparse.Namespace) -> int:
         server.bind()
     except (HostKeyError, ListenError, ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
+    if info["exposed"]:
+        logging.getLogger("geossh.serve").warning("%s", info["exposed"])
     _announce(server, info)
     server.serve_forever()
     return 0
@@ -279,17 +289,22 @@ def _build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     root = os.path.abspath(os.path.expanduser(args.root or home))
     if not args.no_sftp and not os.path.isdir(root):
         raise UsageError(f"--root {root}: not a directory")
-    if args.host_key:
-        keys = [hostkeys.load_host_key(path) for path in args.host_key]
-    else:
-        keys = hostkeys.load_or_create(args.state_dir or hostkeys.default_state_dir())
-    password = _password(args)
+    state_dir = args.state_dir or hostkeys.default_state_dir()
     key_files = [Path(p).expanduser() for p in args.authorized_keys or []]
     for path in key_files:
         if not os.access(path, os.R_OK):
             raise UsageError(f"authorized keys file {path} is not readable")
     if not args.authorized_keys:
         key_files = [Path(home) / ".ssh" / "authorized_keys"]
+    exposed = None
+    if not args.no_sftp:
+        secret = [*(args.host_key or [state_dir]), *key_files, Path(home) / ".ssh"]
+        exposed = _check_root(root, secret, confining=args.no_shell and args.no_exec)
+    if args.host_key:
+        keys = [hostkeys.load_host_key(path) for path in args.host_key]
+    else:
+        keys = hostkeys.load_or_create(state_dir)
+    password = _password(args)
     one_time = False
     if password is None and not args.no_password and not _any_usable_key(key_files):
         # Nothing else would let anyone in: make the server usable at once.
@@ -312,7 +327,24 @@ def _build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     keys = [key for key in keys if key.get_name() not in off]  # the ones offered
     info = {"user": user, "keys": keys, "app": app, "root": root, "password": password}
     info["one_time_password"] = one_time
+    info["exposed"] = exposed
     return server, info
+
+
+def _check_root(root: str, secret: Sequence[Any], confining: bool) -> str | None:
+    """Refuse (file access only) a root holding keys or ~/.ssh; else the warning to log."""
+    from geossh.serveapp import exposed_paths
+
+    exposed = exposed_paths(root, secret)
+    if not exposed:
+        return None
+    text = f"the SFTP/scp root {root} contains {', '.join(exposed)}"
+    if confining:  # the root is the only boundary: host keys and logins must stay out
+        raise UsageError(f"{text}; pass --root DIR (a directory without them)")
+    return (
+        f"{text}: whoever logs in can read them (the shell could anyway); to serve files"
+        " only, use --no-shell --no-exec and a --root without them"
+    )
 
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:

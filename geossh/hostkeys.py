@@ -9,14 +9,18 @@ docs/deployment.md). A new key is written to a temporary file and linked
 into place, so concurrent starters never see a partial file: the first one
 wins and the others load its key.
 
-Also ``load_host_key(path)``: one private key file with a clear error.
-Imports no gevent.
+Also ``load_host_key(path)``: one private key file with a clear error. A
+private key file of ours that the group or others may access is refused,
+as sshd refuses it ("UNPROTECTED PRIVATE KEY FILE"): such a key may
+already be copied, and a server that signs with it silently cannot be told
+from an impostor. Imports no gevent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,9 +54,25 @@ def key_path(state_dir: str | os.PathLike[str], kind: str) -> Path:
     return Path(state_dir) / f"ssh_host_{kind}_key"
 
 
+def check_permissions(path: str | os.PathLike[str]) -> None:
+    """Refuse a key file we own that group or others may access (sshd's ``sshkey_perm_ok``).
+
+    Files owned by another user (e.g. root's keys shared through a group) are
+    left to the file system, as sshd leaves them.
+    """
+    st = os.stat(path)
+    if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o077:
+        mode = st.st_mode & 0o777
+        raise HostKeyError(
+            f"host key {os.fspath(path)} is accessible by others (mode {mode:04o}): "
+            f"UNPROTECTED PRIVATE KEY FILE, refused as sshd does; chmod 600 it"
+        )
+
+
 def load_host_key(path: str | os.PathLike[str], password: str | None = None) -> PKey:
     """Read one private host key; ``HostKeyError`` with the file and the reason."""
     try:
+        check_permissions(path)
         key = PKey.from_path(os.fspath(path), passphrase=password)
     except FileNotFoundError:
         raise HostKeyError(f"host key {os.fspath(path)} does not exist") from None

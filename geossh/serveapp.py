@@ -124,6 +124,21 @@ class ServeApp:
         return self.command(session)
 
 
+def exposed_paths(root: str, paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Which of ``paths`` (host keys, ~/.ssh, ...) a client could reach under ``root``.
+
+    Compared after resolving symlinks; a path counts when it lies inside
+    ``root`` or ``root`` inside it (serving ``~/.ssh`` itself exposes its files).
+    """
+    top = os.path.realpath(root)
+    found = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if os.path.commonpath([top, real]) in (top, real):
+            found.append(real)
+    return found
+
+
 def forwarding_policy(enabled: bool) -> ForwardingPolicy:
     """sshd's AllowTcpForwarding=yes (listeners on loopback only), or nothing."""
     if not enabled:
