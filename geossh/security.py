@@ -21,13 +21,13 @@ class SecurityOptions:
     def __repr__(self) -> str:
         return f"<geossh.SecurityOptions for {self._transport!r}>"
 
-    def _set(self, name: str, orig: str, values: Sequence[str]) -> None:
+    def _set(self, name: str, orig: str, values: Sequence[str], what: str) -> None:
         if not isinstance(values, (tuple, list)):
             raise TypeError("expected tuple or list")
         table: Mapping[str, Any] = getattr(self._transport, orig)
-        unknown = set(values) - set(table)
+        unknown = [value for value in values if value not in table]
         if unknown:
-            raise ValueError(f"unknown cipher: {sorted(unknown)}")
+            raise ValueError(f"unknown {what}: {', '.join(map(str, unknown))}")
         setattr(self._transport, name, tuple(values))
 
     @property
@@ -37,7 +37,7 @@ class SecurityOptions:
 
     @ciphers.setter
     def ciphers(self, x: Sequence[str]) -> None:
-        self._set("_preferred_ciphers", "_cipher_info", x)
+        self._set("_preferred_ciphers", "_cipher_info", x, "cipher")
 
     @property
     def digests(self) -> tuple[str, ...]:
@@ -46,7 +46,7 @@ class SecurityOptions:
 
     @digests.setter
     def digests(self, x: Sequence[str]) -> None:
-        self._set("_preferred_macs", "_mac_info", x)
+        self._set("_preferred_macs", "_mac_info", x, "MAC")
 
     @property
     def key_types(self) -> tuple[str, ...]:
@@ -55,7 +55,7 @@ class SecurityOptions:
 
     @key_types.setter
     def key_types(self, x: Sequence[str]) -> None:
-        self._set("_preferred_keys", "_key_info", x)
+        self._set("_preferred_keys", "_key_info", x, "key type")
 
     @property
     def kex(self) -> tuple[str, ...]:
@@ -64,7 +64,7 @@ class SecurityOptions:
 
     @kex.setter
     def kex(self, x: Sequence[str]) -> None:
-        self._set("_preferred_kex", "_kex_info", x)
+        self._set("_preferred_kex", "_kex_info", x, "kex algorithm")
 
     @property
     def compression(self) -> tuple[str, ...]:
@@ -73,4 +73,4 @@ class SecurityOptions:
 
     @compression.setter
     def compression(self, x: Sequence[str]) -> None:
-        self._set("_preferred_compression", "_compression_info", x)
+        self._set("_preferred_compression", "_compression_info", x, "compression")

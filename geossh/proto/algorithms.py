@@ -56,7 +56,7 @@ DEFAULT_CIPHERS = (
     "aes192-ctr",
     "aes256-ctr",
 )
-LEGACY_CIPHERS = ("aes128-cbc", "aes256-cbc")
+LEGACY_CIPHERS = ("aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc")
 
 DEFAULT_MACS = (
     "hmac-sha2-256-etm@openssh.com",
@@ -64,7 +64,13 @@ DEFAULT_MACS = (
     "hmac-sha2-256",
     "hmac-sha2-512",
 )
-LEGACY_MACS = ("hmac-sha1-etm@openssh.com", "hmac-sha1")
+LEGACY_MACS = (
+    "hmac-sha1-etm@openssh.com",
+    "hmac-sha1",
+    "hmac-sha1-96",
+    "hmac-md5",
+    "hmac-md5-96",
+)
 
 DEFAULT_COMPRESSION = ("none",)
 ALL_COMPRESSION = ("none", "zlib@openssh.com", "zlib")

@@ -6,8 +6,9 @@ the cryptographic transform of one packet in one direction:
 * ``chacha20-poly1305@openssh.com`` (OpenSSH PROTOCOL.chacha20poly1305),
 * ``aes128-gcm@openssh.com`` / ``aes256-gcm@openssh.com`` (RFC 5647 §7 as
   OpenSSH does it: the packet length is clear and authenticated),
-* ``aes*-ctr`` (RFC 4344) and legacy ``aes*-cbc`` with an HMAC, either
-  encrypt-and-MAC (RFC 4253 §6.4) or OpenSSH's encrypt-then-MAC ``-etm``.
+* ``aes*-ctr`` (RFC 4344) and legacy ``aes*-cbc`` / ``3des-cbc`` with an
+  HMAC, either encrypt-and-MAC (RFC 4253 §6.4) or OpenSSH's encrypt-then-MAC
+  ``-etm``; legacy MACs include MD5 and the 96-bit truncated ones (RFC 4253 §6.4).
 
 Framing (padding, length checks, sequence numbers, buffering) belongs to
 packet.py; this module sees one whole packet at a time. All primitives come
@@ -29,6 +30,11 @@ from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+try:  # cryptography >= 43 keeps TripleDES in its "decrepit" module
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+except ImportError:  # pragma: no cover - older cryptography
+    TripleDES = algorithms.TripleDES  # type: ignore[misc,assignment]
 
 from geossh.errors import LocalProtocolError, MACError
 
@@ -66,11 +72,13 @@ class CipherInfo:
     is_aead: bool
     mode: str
     legacy: bool = False
+    #: The block cipher of CTR/CBC modes: ``aes`` or ``3des``.
+    primitive: str = "aes"
 
 
 @dataclass(frozen=True)
 class MacInfo:
-    """Static facts about one MAC (sizes in bytes)."""
+    """Static facts about one MAC (sizes in bytes; ``digest_size`` is the tag sent)."""
 
     name: str
     key_size: int
@@ -89,7 +97,9 @@ def _cipher_table() -> dict[str, CipherInfo]:
         CipherInfo("aes192-ctr", 24, 16, 16, False, CTR),
         CipherInfo("aes256-ctr", 32, 16, 16, False, CTR),
         CipherInfo("aes128-cbc", 16, 16, 16, False, CBC, legacy=True),
+        CipherInfo("aes192-cbc", 24, 16, 16, False, CBC, legacy=True),
         CipherInfo("aes256-cbc", 32, 16, 16, False, CBC, legacy=True),
+        CipherInfo("3des-cbc", 24, 8, 8, False, CBC, legacy=True, primitive="3des"),
     ]
     return {row.name: row for row in rows}
 
@@ -102,6 +112,9 @@ def _mac_table() -> dict[str, MacInfo]:
         MacInfo("hmac-sha2-512", 64, 64, False, "sha512"),
         MacInfo("hmac-sha1-etm@openssh.com", 20, 20, True, "sha1", legacy=True),
         MacInfo("hmac-sha1", 20, 20, False, "sha1", legacy=True),
+        MacInfo("hmac-sha1-96", 20, 12, False, "sha1", legacy=True),
+        MacInfo("hmac-md5", 16, 16, False, "md5", legacy=True),
+        MacInfo("hmac-md5-96", 16, 12, False, "md5", legacy=True),
     ]
     return {row.name: row for row in rows}
 
@@ -112,6 +125,7 @@ CIPHERS: dict[str, CipherInfo] = _cipher_table()
 MACS: dict[str, MacInfo] = _mac_table()
 
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "md5": hashes.MD5,
     "sha1": hashes.SHA1,
     "sha256": hashes.SHA256,
     "sha512": hashes.SHA512,
@@ -155,11 +169,14 @@ class Mac:
     than ``hmac.new``/``hmac.digest`` for both small and 32 KiB packets.
     """
 
-    __slots__ = ("_keyed", "size")
+    __slots__ = ("_keyed", "_truncated", "size")
 
     def __init__(self, info: MacInfo, key: bytes) -> None:
-        self._keyed = crypto_hmac.HMAC(key, _HASHES[info.hash_name]())
+        algorithm = _HASHES[info.hash_name]()
+        self._keyed = crypto_hmac.HMAC(key, algorithm)
         self.size = info.digest_size
+        # ``-96`` MACs send the first 12 bytes of the HMAC (RFC 4253 §6.4).
+        self._truncated = info.digest_size < algorithm.digest_size
 
     def compute(self, seq: int, *parts: Buffer) -> bytes:
         """MAC of the sequence number followed by ``parts``."""
@@ -167,6 +184,8 @@ class Mac:
         ctx.update(_U32.pack(seq))
         for part in parts:
             ctx.update(part)
+        if self._truncated:
+            return ctx.finalize()[: self.size]
         return ctx.finalize()
 
     def check(self, seq: int, tag: Buffer, *parts: Buffer) -> None:
@@ -345,29 +364,38 @@ class AesGcm(PacketProtection):
         return plain, 0
 
 
-class _AesWithMac(PacketProtection):
-    """AES-CTR/CBC with an HMAC; one long-lived cipher context per direction."""
+class _BlockWithMac(PacketProtection):
+    """AES-CTR/CBC or 3DES-CBC with an HMAC; one long-lived cipher context per direction."""
 
-    __slots__ = ("_ctx", "_mac", "tag_size")
-
-    block_size = 16
+    __slots__ = ("_ctx", "_into", "_mac", "block_size", "tag_size")
 
     def __init__(self, info: CipherInfo, key: bytes, iv: bytes, mac: Mac, outbound: bool) -> None:
-        self._ctx = _aes_context(info.mode, key, iv, outbound)
+        self._ctx = _block_context(info, key, iv, outbound)
         self._mac = mac
         self.tag_size = mac.size
+        self.block_size = info.block_size
+        # ``update_into`` wants block_size - 1 bytes of slack after the
+        # ciphertext: the MAC's room, unless the MAC is a 12-byte ``-96`` one.
+        self._into = mac.size >= info.block_size - 1
+
+    def _encrypt(self, src: memoryview, dst: memoryview) -> None:
+        """Encrypt ``src`` into ``dst`` (which has the MAC's room after it)."""
+        if self._into:
+            self._ctx.update_into(src, dst)
+        else:
+            data = self._ctx.update(src)
+            dst[: len(data)] = data
 
 
-def _aes_context(mode: str, key: bytes, iv: bytes, outbound: bool) -> CipherContext:
-    """A long-lived AES-CTR/CBC context: its counter or chain runs across packets."""
-    if mode == CTR:
-        ctr = Cipher(algorithms.AES(key), modes.CTR(iv))
-        return ctr.encryptor() if outbound else ctr.decryptor()
-    cbc = Cipher(algorithms.AES(key), modes.CBC(iv))
-    return cbc.encryptor() if outbound else cbc.decryptor()
+def _block_context(info: CipherInfo, key: bytes, iv: bytes, outbound: bool) -> CipherContext:
+    """A long-lived CTR/CBC context: its counter or chain runs across packets."""
+    primitive = TripleDES(key) if info.primitive == "3des" else algorithms.AES(key)
+    mode = modes.CTR(iv) if info.mode == CTR else modes.CBC(iv)
+    cipher = Cipher(primitive, mode)
+    return cipher.encryptor() if outbound else cipher.decryptor()
 
 
-class EncryptThenMac(_AesWithMac):
+class EncryptThenMac(_BlockWithMac):
     """``-etm@openssh.com``: clear length, MAC over ``length || ciphertext``."""
 
     __slots__ = ()
@@ -375,11 +403,9 @@ class EncryptThenMac(_AesWithMac):
     aad_len = 4
 
     def seal_into(self, seq: int, packet: memoryview, out: memoryview) -> None:
-        # ``out[4:]`` has room for the MAC too: the block_size - 1 bytes of
-        # slack ``update_into`` asks for (every MAC here is longer).
         size = len(packet)
         out[:4] = packet[:4]
-        self._ctx.update_into(packet[4:], out[4:])
+        self._encrypt(packet[4:], out[4:])
         out[size:] = self._mac.compute(seq, out[:size])
 
     def open(self, seq: int, data: Buffer) -> tuple[bytes, int]:
@@ -389,7 +415,7 @@ class EncryptThenMac(_AesWithMac):
         return self._ctx.update(view[4:end]), 0
 
 
-class EncryptAndMac(_AesWithMac):
+class EncryptAndMac(_BlockWithMac):
     """RFC 4253 §6.4: everything encrypted, MAC over the plaintext packet.
 
     The length is in the first cipher block, so ``packet_length`` decrypts
@@ -397,18 +423,18 @@ class EncryptAndMac(_AesWithMac):
     before the rest of the packet is awaited.
     """
 
-    __slots__ = ("_first",)
+    __slots__ = ("_first", "head_size")
 
-    head_size = 16  # one AES block
     clear_length = False
 
     def __init__(self, info: CipherInfo, key: bytes, iv: bytes, mac: Mac, outbound: bool) -> None:
         super().__init__(info, key, iv, mac, outbound)
+        self.head_size = info.block_size  # the first cipher block holds the length
         self._first = b""
 
     def seal_into(self, seq: int, packet: memoryview, out: memoryview) -> None:
         size = len(packet)
-        self._ctx.update_into(packet, out)  # out has the MAC's room as slack, as above
+        self._encrypt(packet, out)
         out[size:] = self._mac.compute(seq, packet)
 
     def packet_length(self, seq: int, head: Buffer) -> int:

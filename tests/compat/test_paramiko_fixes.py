@@ -13,6 +13,7 @@ import pytest
 
 import geossh
 from geossh.buffered_pipe import BufferedPipe
+from tests.support import PASSWORD, USER, ServerHarness, in_thread
 
 
 class _Server(geossh.ServerInterface):
@@ -94,3 +95,79 @@ def test_buffered_pipe_feed_str(fed: Any, read: bytes) -> None:
     pipe = BufferedPipe()
     pipe.feed(fed)
     assert pipe.read(100) == read
+
+
+LEGACY = [
+    ("aes192-cbc", "hmac-sha2-256"),
+    ("3des-cbc", "hmac-sha2-256"),
+    ("aes256-cbc", "hmac-md5-96"),  # paramiko's test_special: 12-byte MAC, 16-byte blocks
+    ("aes128-ctr", "hmac-md5"),
+    ("aes128-ctr", "hmac-md5-96"),
+    ("3des-cbc", "hmac-sha1-96"),
+]
+
+
+def _paramiko_legacy_exec(port: int, cipher: str, mac: str) -> tuple[bytes, str, str]:
+    transport = paramiko.Transport(("127.0.0.1", port))
+    try:
+        options = transport.get_security_options()
+        options.ciphers = (cipher,)
+        options.digests = (mac,)
+        transport.connect(username=USER, password=PASSWORD)
+        transport.renegotiate_keys()  # a second exchange under the legacy keys
+        chan = transport.open_session()
+        chan.exec_command(b"echo ok")
+        out = b""
+        for _ in range(100):
+            data = chan.recv(1024)
+            if not data:
+                break
+            out += data
+        return out, transport.local_cipher, transport.local_mac
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize(("cipher", "mac"), LEGACY)
+def test_legacy_algorithm_enabled(server: ServerHarness, cipher: str, mac: str) -> None:
+    """Each legacy cipher/MAC paramiko 5.1 has can be enabled; a paramiko client negotiates it."""
+
+    def enable(transport: geossh.Transport) -> None:
+        options = transport.get_security_options()
+        options.ciphers = (*options.ciphers, cipher)
+        options.digests = (*options.digests, mac)
+
+    server.configure = enable
+    server.start()
+    out, negotiated_cipher, negotiated_mac = in_thread(
+        _paramiko_legacy_exec, server.port, cipher, mac
+    )
+    assert (out, negotiated_cipher, negotiated_mac) == (b"ok\n", cipher, mac)
+    core = server.transports[0]._conn.transport.negotiated
+    assert (core.cipher_c2s, core.mac_c2s) == (cipher, mac)
+
+
+@pytest.mark.parametrize(("cipher", "mac"), [("3des-cbc", "hmac-sha2-256"),
+                                             ("aes128-ctr", "hmac-md5-96")])  # fmt: skip
+def test_legacy_algorithm_off_by_default(server: ServerHarness, cipher: str, mac: str) -> None:
+    """Without enabling, a client that insists on a legacy algorithm finds no match."""
+    server.start()
+    with pytest.raises(paramiko.SSHException, match="Incompatible"):
+        in_thread(_paramiko_legacy_exec, server.port, cipher, mac)
+
+
+@pytest.mark.parametrize(
+    ("category", "message"),
+    [("ciphers", "unknown cipher"), ("digests", "unknown MAC"), ("kex", "unknown kex algorithm"),
+     ("key_types", "unknown key type"), ("compression", "unknown compression")],
+)  # fmt: skip
+def test_security_options_unknown_name(category: str, message: str) -> None:
+    """Setting an unknown name is a ValueError naming the category and the name."""
+    a, b = socket.socketpair()
+    transport = geossh.Transport(a)
+    try:
+        with pytest.raises(ValueError, match=f"{message}: made-up"):
+            setattr(transport.get_security_options(), category, ("made-up",))
+    finally:
+        transport.close()
+        b.close()

@@ -90,7 +90,9 @@ def test_registry_names_and_flags() -> None:
         "aes192-ctr",
         "aes256-ctr",
         "aes128-cbc",
+        "aes192-cbc",
         "aes256-cbc",
+        "3des-cbc",
     ]
     assert list(MACS) == [
         "hmac-sha2-256-etm@openssh.com",
@@ -99,9 +101,23 @@ def test_registry_names_and_flags() -> None:
         "hmac-sha2-512",
         "hmac-sha1-etm@openssh.com",
         "hmac-sha1",
+        "hmac-sha1-96",
+        "hmac-md5",
+        "hmac-md5-96",
     ]
-    assert {n for n, c in CIPHERS.items() if c.legacy} == {"aes128-cbc", "aes256-cbc"}
-    assert {n for n, m in MACS.items() if m.legacy} == {"hmac-sha1", "hmac-sha1-etm@openssh.com"}
+    assert {n for n, c in CIPHERS.items() if c.legacy} == {
+        "aes128-cbc",
+        "aes192-cbc",
+        "aes256-cbc",
+        "3des-cbc",
+    }
+    assert {n for n, m in MACS.items() if m.legacy} == {
+        "hmac-sha1",
+        "hmac-sha1-etm@openssh.com",
+        "hmac-sha1-96",
+        "hmac-md5",
+        "hmac-md5-96",
+    }
     assert {n for n, c in CIPHERS.items() if c.is_aead} == {
         "chacha20-poly1305@openssh.com",
         "aes128-gcm@openssh.com",
@@ -116,7 +132,8 @@ def test_registry_names_and_flags() -> None:
         assert info.name == name
     for name, minfo in MACS.items():
         assert minfo.name == name
-        assert minfo.digest_size == hashlib.new(minfo.hash_name).digest_size
+        full = hashlib.new(minfo.hash_name).digest_size
+        assert minfo.digest_size == (12 if name.endswith("-96") else full)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +158,7 @@ def test_unknown_names_and_bad_key_sizes_are_local_errors() -> None:
     with pytest.raises(LocalProtocolError):
         key_sizes("des-cbc", "hmac-sha1")
     with pytest.raises(LocalProtocolError):
-        key_sizes("aes128-ctr", "hmac-md5")
+        key_sizes("aes128-ctr", "hmac-ripemd160")
     with pytest.raises(LocalProtocolError):
         key_sizes("aes128-ctr", None)
     with pytest.raises(LocalProtocolError):
