@@ -12,7 +12,7 @@ callback returning anything but an int (None, say) refuses the open
 ``MAX_ENV_REQUESTS`` ``env`` requests per channel are accepted, as in sshd;
 later ones fail without asking the application.
 
-Ordering (DESIGN.md): ``answer_channel_request`` closes the channel's send
+Ordering (docs/channels.md): ``answer_channel_request`` closes the channel's send
 gate while the callback runs, so a greenlet the callback woke or spawned
 cannot put data, EOF or CLOSE on the wire before the reply, even if the
 callback yields; sends from the callback itself pass the gate.

@@ -204,6 +204,13 @@ def _service_flags(group: Any) -> None:
         metavar="SECONDS",
         help="on SIGTERM, how long sessions may run on (default 10)",
     )
+    group.add_argument(
+        "--drain-limit",
+        type=_seconds,
+        metavar="SECONDS",
+        help="after a reload (SIGHUP) or SIGUSR1, how long the old sessions may run on "
+        "(default: until they end)",
+    )
 
 
 def _limit_flags(group: Any) -> None:
@@ -321,7 +328,8 @@ def _build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         max_connections=args.max_connections, max_startups=args.max_startups,
         login_grace_time=args.login_grace_time, proxy_protocol=args.proxy_protocol,
         proxy_from=args.proxy_from,
-        workers=args.workers, stop_timeout=args.stop_timeout, **_limits(args),
+        workers=args.workers, stop_timeout=args.stop_timeout,
+        drain_limit=args.drain_limit, **_limits(args),
     )  # fmt: skip
     off = server.disabled_algorithms.get("keys", ())
     keys = [key for key in keys if key.get_name() not in off]  # the ones offered

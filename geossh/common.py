@@ -1,6 +1,6 @@
 """paramiko's ``common`` module: protocol constants and byte helpers by their old names.
 
-The values are paramiko's (``PARAMIKO_API.md`` §1); new geossh code uses the
+The values are paramiko's (docs/compatibility.md, "Constants"); new geossh code uses the
 IntEnums in ``geossh.proto.constants`` instead. SFTP constants live in
 ``geossh.sftp``.
 """

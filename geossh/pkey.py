@@ -1,7 +1,7 @@
 """paramiko's key classes (``PKey``, ``RSAKey``, ``ECDSAKey``, ``Ed25519Key``) over proto.keys.
 
-Same constructors, methods and results as paramiko 5.1 (``PARAMIKO_API.md``
-§5); the work is done by ``geossh.proto.keys.SSHKey``, available to the
+Same constructors, methods and results as paramiko 5.1 (docs/compatibility.md,
+"Keys"); the work is done by ``geossh.proto.keys.SSHKey``, available to the
 transport as ``pkey.ssh_key``. Intentional differences (paramiko bugs fixed):
 ``str(ECDSAKey)`` works, an Ed25519 key loaded from a private file verifies,
 Ed25519 keys can be generated and written (OpenSSH format), every class

@@ -1,6 +1,6 @@
 """The application's side: ``ServerInterface``, ``InteractiveQuery``, ``SubsystemHandler``.
 
-paramiko-compatible (PARAMIKO_API.md §2). Every ``check_*`` method denies by
+paramiko-compatible (docs/compatibility.md). Every ``check_*`` method denies by
 default; subclasses override what they allow. The transport calls these
 synchronously in the connection's greenlet, at the same protocol points as
 paramiko's transport thread. ``SubsystemHandler`` runs in its own greenlet but

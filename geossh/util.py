@@ -1,4 +1,4 @@
-"""paramiko's ``util`` helpers, kept for migrated code (``PARAMIKO_API.md`` §7.3).
+"""paramiko's ``util`` helpers, kept for migrated code (docs/compatibility.md).
 
 Logging set-up (``log_to_file``, ``get_logger``), byte/str coercion, the
 big-integer codecs behind ``Message``, and a few small helpers. New geossh

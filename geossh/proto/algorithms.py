@@ -1,6 +1,6 @@
 """Algorithm defaults, KEXINIT encoding and negotiation (RFC 4253 §7.1).
 
-Owns the preference lists (DESIGN.md "Security defaults"), strict-kex and
+Owns the preference lists (SECURITY.md, "Algorithms"), strict-kex and
 ext-info markers, and the choice of one algorithm per category. The client's
 preference wins: the first client entry the server also supports.
 Pure: imports no I/O.

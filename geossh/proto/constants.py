@@ -90,7 +90,7 @@ class OpenFailure(enum.IntEnum):
 
 EXTENDED_DATA_STDERR = 1
 
-# Limits shared by the core (DESIGN.md "Security defaults"; OpenSSH values).
+# Limits shared by the core (docs/limits.md; OpenSSH values).
 MAX_PACKET_SIZE = 256 * 1024  # whole packet incl. length field, like sshd
 MIN_PACKET_SIZE_ACCEPTED = 35000  # RFC 4253 §6.1: must accept at least this
 MAX_VERSION_LINE = 255  # RFC 4253 §4.2, incl. CR LF

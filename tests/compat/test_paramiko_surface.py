@@ -1,6 +1,6 @@
 """geossh's public surface matches paramiko's: names, constant values, signatures.
 
-The contract is PARAMIKO_API.md (paramiko 5.1 baseline). Server-side names
+The contract is docs/compatibility.md (paramiko 5.1 baseline). Server-side names
 must exist with paramiko's signatures; client-only names are out of scope.
 """
 
