@@ -37,6 +37,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from geossh.common import AUTH_FAILED, AUTH_PARTIALLY_SUCCESSFUL, AUTH_SUCCESSFUL
+from geossh.logtext import printable
 from geossh.pkey import PKey, PublicBlob, pkey_from_ssh_key
 from geossh.proto.auth import AUTH_PASSWORD_CHANGE_REQUIRED, Outcome
 from geossh.proto.events import AuthRequested
@@ -92,7 +93,7 @@ class AuthBridge:
         username, method, details = event.username, event.method, event.details
         self.log.debug("Auth request (type=%r) username=%r", method, username)
         if details.get("rejected"):
-            self.log.info("Auth rejected (%r): %s.", method, details["rejected"])
+            self.log.info("Auth rejected (%r): %s.", method, printable(details["rejected"]))
             shown = method if method.isidentifier() or method in _METHODS else repr(method)
             self._answer(username, AUTH_FAILED, shown, bool(details.get("username_valid")))
             return
@@ -167,9 +168,11 @@ class AuthBridge:
                 return AUTH_FAILED if certificate.force_command is not None else AUTH_SUCCESSFUL
             return self._call(accept, AUTH_FAILED, username, pkey, certificate)
         if any(trusted_seen):
-            self.log.info("Certificate rejected for %r: %s", username, reason)
+            self.log.info("Certificate rejected for %r: %s", username, printable(reason))
             return AUTH_FAILED
-        self.log.debug("Certificate not from a trusted CA (%s): check_auth_publickey", reason)
+        self.log.debug(
+            "Certificate not from a trusted CA (%s): check_auth_publickey", printable(reason)
+        )
         return None
 
     def _interactive(self, username: str, details: dict[str, Any]) -> Any:

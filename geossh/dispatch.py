@@ -26,6 +26,7 @@ from geossh.common import (
     OPEN_FAILED_CONNECT_FAILED,
     OPEN_SUCCEEDED,
 )
+from geossh.logtext import printable
 from geossh.proto import events as ev
 from geossh.proto.connection import ChannelDataRunReceived
 from geossh.server import ServerInterface
@@ -114,7 +115,8 @@ class EventDispatch:
 
     def _on_version(self, event: ev.VersionReceived) -> None:
         self.remote_version = event.version
-        self.logger.info("Connected (version %s, client %s)", *event.version[4:].split("-", 1))
+        version, _, client = event.version[4:].partition("-")
+        self.logger.info("Connected (version %s, client %s)", printable(version), printable(client))
 
     def _on_kex(self, event: ev.KexCompleted) -> None:
         core = self._conn.transport
@@ -134,7 +136,7 @@ class EventDispatch:
         self._wake_kex()
 
     def _on_disconnect(self, event: ev.DisconnectReceived) -> None:
-        self.logger.info("Disconnect (code %d): %s", event.code, event.description)
+        self.logger.info("Disconnect (code %d): %s", event.code, printable(event.description))
 
     def _on_auth_service(self, event: ev.AuthServiceStarted) -> None:
         self._auth_bridge().banner()
@@ -157,7 +159,7 @@ class EventDispatch:
         else:
             result = channel_open_result(server, self.logger, chanid, event.kind, event.data)
         if not open_succeeded(result):
-            self.logger.debug("Rejected %s channel %d (%s)", event.kind, chanid, result)
+            self.logger.debug("Rejected %s channel %d (%s)", printable(event.kind), chanid, result)
             self._conn.channels.reject_channel(chanid, int(result) or 1, "")
             return
         chan = Channel(chanid)
@@ -171,7 +173,7 @@ class EventDispatch:
         self._conn.channels.accept_channel(chanid)
         self.server_accepts.append(chan)
         self._wake_accept()
-        self.logger.debug("Secsh channel %d (%s) opened.", chanid, event.kind)
+        self.logger.debug("Secsh channel %d (%s) opened.", chanid, printable(event.kind))
 
     def _start_channel_handler(self, server: ServerInterface, chan: Channel) -> bool:
         """Give an accepted channel to ``server.get_channel_handler(kind, chanid)`` if any.
@@ -207,7 +209,8 @@ class EventDispatch:
             if opened:
                 handler.run(chan)
         except Exception:
-            self.logger.error("Exception in %s channel handler", chan.kind, exc_info=True)
+            kind = printable(chan.kind)
+            self.logger.error("Exception in %s channel handler", kind, exc_info=True)
         finally:
             call(self.logger, handler.close, None)
             chan.close()
@@ -220,12 +223,12 @@ class EventDispatch:
             self._channels.pop(chan.chanid, None)
             chan._mark_closed()
             self._conn.channels.reject_channel(chan.chanid, code or 1, description)
-            self.logger.debug("Refused %s channel %d (%d %s)", chan.kind, chan.chanid, code,
-                              description)  # fmt: skip
+            self.logger.debug("Refused %s channel %d (%d %s)", printable(chan.kind), chan.chanid,
+                              code, description)  # fmt: skip
         else:
             self._conn.channels.accept_channel(chan.chanid)
             chan.active = 1
-            self.logger.debug("Secsh channel %d (%s) opened.", chan.chanid, chan.kind)
+            self.logger.debug("Secsh channel %d (%s) opened.", chan.chanid, printable(chan.kind))
         self._flush()
         return code == OPEN_SUCCEEDED
 

@@ -51,6 +51,7 @@ from geossh.common import (
     OPEN_SUCCEEDED,
 )
 from geossh.errors import SSHException
+from geossh.logtext import printable
 from geossh.server import ServerInterface
 
 if TYPE_CHECKING:
@@ -445,7 +446,10 @@ class _ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 def _describe(target: Target) -> str:
-    return target if isinstance(target, str) else f"{target[0]}:{target[1]}"
+    """A forwarding target for logs (the client chose it: escaped)."""
+    if isinstance(target, str):
+        return printable(target)
+    return f"{printable(target[0])}:{printable(target[1], 16)}"
 
 
 # -- local forwarding (ssh -L / -D) ---------------------------------------------------
@@ -702,14 +706,14 @@ class ForwardSession:
     def listen_tcp(self, address: str, port: int) -> int:
         """Listen for ``tcpip-forward``; the bound port, or 0 if refused."""
         if not 0 <= port < 65536 or not self.policy.permit_listen(address, port):
-            self.log.info("refused remote forward %s:%d (policy)", address, port)
+            self.log.info("refused remote forward %s:%d (policy)", printable(address), port)
             return 0
         if self.closed or len(self.listeners) >= self.policy.max_listeners:
             return 0
         try:
             sock = _listen_tcp(self.policy.bind_address(address), port)
         except (OSError, ValueError) as exc:
-            self.log.info("remote forward %s:%d: %s", address, port, exc)
+            self.log.info("remote forward %s:%d: %s", printable(address), port, printable(exc))
             return 0
         bound = int(sock.getsockname()[1])
         self._add_listener(_Listener(self, sock, FORWARDED_TCPIP, (address, bound)))
@@ -722,14 +726,14 @@ class ForwardSession:
         """
         real = resolve_unix_path(path)
         if real is None or not self.policy.permit_unix_listen(real):
-            self.log.info("refused remote forward %s (policy)", path)
+            self.log.info("refused remote forward %s (policy)", printable(path))
             return False
         if self.closed or len(self.listeners) >= self.policy.max_listeners:
             return False
         try:
             sock = _listen_unix(real)
         except OSError as exc:
-            self.log.info("remote forward %s: %s", path, exc)
+            self.log.info("remote forward %s: %s", printable(path), printable(exc))
             return False
         self._add_listener(_Listener(self, sock, FORWARDED_STREAMLOCAL, path, real))
         return True

@@ -61,6 +61,7 @@ from gevent.event import Event
 from geossh import generation, proxyproto, systemd
 from geossh.hostkeys import default_state_dir, load_or_create
 from geossh.listener import Listener
+from geossh.logtext import printable
 from geossh.pkey import PKey
 from geossh.server import ServerInterface, SubsystemHandler
 from geossh.session import DEFAULT_ACCEPT_ENV, SessionDispatcher, SessionHandler, SessionHandlers
@@ -181,8 +182,9 @@ def bind(address: Address, backlog: int = 128) -> socket.socket:
 
 
 def _show(address: Any) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    """``host:port`` for logs (a PROXY header chose it: escaped)."""
+    host, port = printable(address[0], 128), printable(address[1], 16)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _addresses(listen: Address | Sequence[Address]) -> list[Address]:
@@ -470,7 +472,7 @@ class Server:
         try:
             self._serve(conn, sock)
         except proxyproto.ProxyProtocolError as exc:
-            conn.log.warning("closing: bad PROXY protocol header: %s", exc)
+            conn.log.warning("closing: bad PROXY protocol header: %s", printable(exc))
         except Exception:
             conn.log.error("connection failed", exc_info=True)
         finally:

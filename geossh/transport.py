@@ -39,6 +39,7 @@ from geossh.common import (
 from geossh.dispatch import EventDispatch, ReplyWaiter
 from geossh.errors import ChannelException, RemoteProtocolError, SSHException
 from geossh.limits import ConnectionLimits
+from geossh.logtext import printable
 from geossh.message import Message
 from geossh.pkey import PKey
 from geossh.proto import wire
@@ -256,10 +257,10 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self._name = value
 
     def _prefix(self) -> str:
-        peer = self.getpeername()
+        peer = self.getpeername()  # a PROXY header may have chosen it: escaped
         if isinstance(peer, tuple) and len(peer) >= 2:
-            return f"conn={self._conn_id} {peer[0]}:{peer[1]}"
-        return f"conn={self._conn_id} {peer or 'unix'}"  # AF_UNIX: '' or a path
+            return f"conn={self._conn_id} {printable(peer[0], 128)}:{printable(peer[1], 16)}"
+        return f"conn={self._conn_id} {printable(peer or 'unix', 128)}"  # AF_UNIX: '' or a path
 
     def __repr__(self) -> str:
         out = f"<geossh.Transport at {id(self):#x}"
@@ -355,7 +356,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
                 self.logger.debug("write failed: %s", self._pump.write_error)
                 self._ended(f"write failed: {self._pump.write_error}")
         except RemoteProtocolError as exc:
-            self.logger.warning("Disconnecting: %s (reason %d)", exc, exc.code)
+            self.logger.warning("Disconnecting: %s (reason %d)", printable(exc), exc.code)
             self._ended(f"{exc} (reason {int(exc.code)})")
             self.saved_exception = exc
             self._conn.send_disconnect(exc.code, str(exc))

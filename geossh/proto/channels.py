@@ -227,7 +227,9 @@ class ChannelLayer:
         max_packet = reader.u32()
         if len(self.channels) >= self.config.max_channels:
             _log.warning(
-                "refusing %s channel: %d channels open (max_channels)", kind, len(self.channels)
+                "refusing %r channel: %d channels open (max_channels)",
+                kind[:64],  # the peer's string: repr escapes it
+                len(self.channels),
             )
             self.transport.send(
                 _open_failure(remote_id, OpenFailure.RESOURCE_SHORTAGE, "too many channels")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geossh._green import fairness
+from geossh.logtext import printable
 from geossh.sftp.rootfs import RootFS
 
 _log = logging.getLogger("geossh.sftp.scp")
@@ -258,7 +259,7 @@ class _Session:
             else:
                 self._start_source()
         except ScpError as exc:
-            _log.info("scp session ended: %s", exc)
+            _log.info("scp session ended: %s", printable(exc))
             if not exc.reported:
                 _send_error(self.peer, f"protocol error: {exc}")
             self.errors += 1
@@ -270,7 +271,7 @@ class _Session:
     def error(self, message: str) -> None:
         """Report a non-fatal error to the peer (run_err)."""
         self.errors += 1
-        _log.debug("scp: %s", message)
+        _log.debug("scp: %s", printable(message))
         _send_error(self.peer, message)
 
     def response(self) -> bool:
@@ -287,7 +288,7 @@ class _Session:
         """Count a ``\\1`` warning from the peer (at most MAX_WARNINGS); raise for any
         other code (``\\2`` is fatal, as is anything unknown, as in scp.c)."""
         self.errors += 1
-        _log.debug("scp peer error: %r", text[:200])
+        _log.debug("scp peer error: %s", printable(text, 200))
         if code != 1:
             raise ScpError("peer reported a fatal error", reported=True)
         self.warnings += 1

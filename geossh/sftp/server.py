@@ -37,6 +37,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from geossh._green import fairness
+from geossh.logtext import printable
 from geossh.server import ServerInterface, SubsystemHandler
 from geossh.sftp import protocol as p
 from geossh.sftp.attributes import SFTPAttributes
@@ -171,7 +172,7 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         try:
             self._serve(channel)
         except _SessionEnd as exc:
-            self._log(logging.INFO, "SFTP session ended: %s", exc)
+            self._log(logging.INFO, "SFTP session ended: %s", printable(exc))
             self._exit_status(channel, 1)
             return
         except (OSError, EOFError) as exc:
@@ -361,7 +362,8 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
                 return
             rid, fields = p.decode_request(ptype, buf, start, stop)
             if self.logger.isEnabledFor(logging.DEBUG):
-                self._log(logging.DEBUG, "Request: %s %r", p.CMD_NAMES[ptype], fields[:2])
+                shown = printable(fields[:2])
+                self._log(logging.DEBUG, "Request: %s %s", p.CMD_NAMES[ptype], shown)
             handler(rid, out, *fields)
         except _SessionEnd:
             raise
@@ -372,7 +374,8 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         self, ptype: int, buf: p.Buffer, start: int, stop: int, out: list[bytes], exc: Exception
     ) -> None:
         if isinstance(exc, p.MalformedRequest):
-            self._log(logging.DEBUG, "Malformed %s request: %s", p.CMD_NAMES.get(ptype), exc)
+            name = p.CMD_NAMES.get(ptype)
+            self._log(logging.DEBUG, "Malformed %s request: %s", name, printable(exc))
             if exc.request_id is not None:
                 out.append(p.encode_status(exc.request_id, p.SFTP_BAD_MESSAGE, str(exc)))
             return
