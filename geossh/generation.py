@@ -23,6 +23,7 @@ import signal
 from typing import TYPE_CHECKING
 
 import gevent
+import gevent.pool
 import gevent.select
 
 from geossh.reload import Successor
@@ -44,25 +45,34 @@ def status(server: Server, workers: int = 1) -> str:
 
 
 def serve(server: Server) -> None:
-    """Start, tell the service manager, and serve until stopped or drained."""
+    """Start, tell the service manager, and serve until stopped or drained.
+
+    The signal handlers are in place before READY=1 is sent: the next
+    reload's SIGHUP may come the moment the service manager hears it.
+    """
     notifier = server.notifier = Notifier.from_environment()
-    server.start()
-    notifier.ready(status(server))
-    handlers = []
+    reloads = gevent.pool.Group()
     actions = {
         signal.SIGTERM: lambda: _stop(server),
         signal.SIGINT: lambda: _stop(server),
-        signal.SIGHUP: lambda: gevent.spawn(reload, server),
+        signal.SIGHUP: lambda: reloads.spawn(reload, server),
         signal.SIGUSR1: lambda: gevent.spawn(server.drain),
     }
+    handlers = []
     for signum, action in actions.items():
         try:
             handlers.append(gevent.signal_handler(signum, action))
         except ValueError:  # not the main thread
             break
-    watchdog = gevent.spawn(_watchdog, notifier) if notifier.watchdog_interval else None
+    watchdog = None
     try:
+        server.start()
+        notifier.ready(status(server))
+        if notifier.watchdog_interval:
+            watchdog = gevent.spawn(_watchdog, notifier)
         server._stopped.wait()
+        _abandon(server)  # stopped during a reload: the new generation goes too
+        reloads.join(timeout=server.reload_timeout)
     finally:
         for handler in handlers:
             handler.cancel()
@@ -75,7 +85,16 @@ def _stop(server: Server) -> None:
     log.info("signal: stopping gracefully (up to %g s)", server.stop_timeout)
     if server.notifier is not None:
         server.notifier.stopping()
+    _abandon(server)
     gevent.spawn(server.stop)
+
+
+def _abandon(server: Server) -> None:
+    """End a new generation that is still starting (SIGTERM: it has no sessions yet)."""
+    successor = server._successor
+    if successor is not None and successor.terminate():
+        log.warning("reload abandoned: stopping; ending the new generation (pid %d)",
+                    successor.pid)  # fmt: skip
 
 
 def _watchdog(notifier: Notifier) -> None:
@@ -89,10 +108,11 @@ def reload(server: Server) -> bool:
     """Hand the sockets to a freshly executed generation; drain once it is ready.
 
     Returns True if the new generation took over (this one then drains),
-    False if the reload failed or could not start (this one keeps serving).
+    False if the reload failed, could not start or was abandoned because
+    this generation is stopping (this one keeps serving, or stops).
     """
     notifier = server.notifier or Notifier(None)
-    if server._reloading or server._stopping or not server.sockets:
+    if server._reloading or server._stopping or server._handed_over or not server.sockets:
         log.warning("reload ignored: %s", _busy(server))
         return False
     server._reloading = True
@@ -104,9 +124,19 @@ def reload(server: Server) -> bool:
             successor = Successor.start(server.sockets, notifier, server.socket_names)
         except OSError as exc:
             return _failed(server, notifier, f"cannot start a new generation: {exc}")
-        failure = successor.wait(gevent.select.select, server.reload_timeout)
+        server._successor = successor
+        try:
+            failure = successor.wait(gevent.select.select, server.reload_timeout)
+        finally:
+            server._successor = None
+        if server._stopping:  # SIGTERM came during the reload: no one takes over
+            if failure is None:
+                _end(successor.pid)
+            log.info("reload abandoned: pid %d is stopping", os.getpid())
+            return False
         if failure is not None:
             return _failed(server, notifier, failure)
+        server._handed_over = successor.pid
         notifier.notify(MAINPID=successor.pid, READY=1, STATUS=f"reloaded: pid {successor.pid}")
         notifier.address = None  # the new generation is the main process now
         log.info(
@@ -119,7 +149,18 @@ def reload(server: Server) -> bool:
         server._reloading = False
 
 
+def _end(pid: int) -> None:
+    """SIGTERM a new generation that got ready too late (it stops gracefully)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    log.warning("reload abandoned: stopping the new generation (pid %d) too", pid)
+
+
 def _busy(server: Server) -> str:
+    if server._handed_over:
+        return f"this generation handed over to pid {server._handed_over} and is draining"
     if server._reloading:
         return "a reload is already in progress"
     return "stopping" if server._stopping else "not accepting"

@@ -36,6 +36,7 @@ from geossh.systemd import FIRST_FD, Notifier
 log = logging.getLogger("geossh.server")
 READY_TIMEOUT = 60.0
 Select = Callable[..., Any]
+CHILD_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 
 class Successor:
@@ -62,9 +63,15 @@ class Successor:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover (the child execs)
-            _exec(argv, env, fds)
+        # Signals stay pending across the fork: the child takes them with the default
+        # action once it has reset its handlers, not in the inherited ones (lost there).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, CHILD_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover (the child execs)
+                _exec(argv, env, fds)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         try:
             pidfd = os.pidfd_open(pid)
         except OSError:
@@ -90,6 +97,16 @@ class Successor:
                     return f"new generation (pid {self.pid}) exited {_status(self.pid)}"
         finally:
             self.close()
+
+    def terminate(self) -> bool:
+        """SIGTERM the successor while it starts (through its pidfd: never another process)."""
+        if self._pidfd < 0:
+            return False
+        try:
+            signal.pidfd_send_signal(self._pidfd, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        return True
 
     def kill(self) -> None:
         """End a successor that is not ready (SIGKILL; it serves nothing yet)."""
@@ -124,7 +141,7 @@ def _status(pid: int) -> str:
 def _exec(argv: list[str], env: dict[str, str], fds: list[int]) -> None:  # pragma: no cover
     """In the forked child: listeners to fds 3.. (LISTEN_FDS-style), then exec."""
     try:
-        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        for signum in CHILD_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         high = [os.dup(fd) for fd in fds]  # above every target, so no dup2 clobbers a source

@@ -47,7 +47,6 @@ import ipaddress
 import logging
 import os
 import random
-import signal
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -314,6 +313,8 @@ class Server:
         self.socket_names: list[str] = []  # as LISTEN_FDNAMES gave them
         self.notifier: Notifier | None = None
         self._reloading = False
+        self._successor: Any = None  # a new generation while it starts (geossh.reload)
+        self._handed_over: int | None = None  # its pid once it took over; this one drains
         self.addresses: list[tuple[Any, ...]] = []  # what was bound, as (host, port)
         self.connections: set[_Connection] = set()
         self.unauthenticated = 0
@@ -385,12 +386,12 @@ class Server:
         """Zero-downtime reload (as SIGHUP): re-execute the program on the same sockets.
 
         The new generation runs freshly imported code; once it accepts, this
-        one stops accepting and drains. With workers, signals the supervisor.
-        Returns whether the new generation took over (False: this one goes on).
+        one stops accepting and drains. Returns whether the new generation
+        took over (False: this one goes on). Not supported with workers > 1.
         """
         if self.workers > 1:
-            os.kill(os.getpid(), signal.SIGHUP)
-            return True
+            log.warning("reload ignored: not supported with workers > 1 (restart instead)")
+            return False
         return generation.reload(self)
 
     def drain(self, limit: float | None = None) -> None:
