@@ -64,6 +64,7 @@ LAYERS = (
             "geossh.util",
             "geossh.file",
             "geossh.agent",
+            "geossh.packetizer",
             # internals of the facade
             "geossh.dispatch",
             "geossh.callbacks",
@@ -241,12 +242,14 @@ def edges() -> Iterator[tuple[str, str]]:
 def violations(module: str, imported: set[str]) -> list[str]:
     """Why each of ``imported`` is not allowed in ``module`` (exceptions aside)."""
     layer = layer_of(module)
-    assert layer is not None
+    if layer is None:
+        return [f"{module} has no layer: add it to LAYERS"]
     found = []
     for target_name in sorted(imported):
         target = layer_of(target_name)
-        assert target is not None
-        if target is not layer and target.name not in layer.may_import:
+        if target is None:
+            found.append(f"{module} imports {target_name}, which has no layer: add it to LAYERS")
+        elif target is not layer and target.name not in layer.may_import:
             found.append(
                 f"{module} ({layer.name}) imports {target_name} ({target.name}); "
                 f"{layer.name} may import {', '.join(layer.may_import) or 'nothing'}"
