@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from geossh.common import OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
 from geossh.errors import RemoteProtocolError
+from geossh.logtext import printable
 from geossh.message import Message
 from geossh.proto import wire
 from geossh.pty import PtyModesError, decode_modes
@@ -198,10 +199,10 @@ def channel_request_result(
         result = handler(server, chan, wire.Reader(data))
     except _Refused as exc:
         level = logging.INFO if exc.first else logging.DEBUG
-        log.log(level, "[chan %s] Refused %r: %s", chan.get_name(), kind, exc)
+        log.log(level, "[chan %s] Refused %r: %s", chan.get_name(), kind, printable(exc))
         return False
     except RemoteProtocolError as exc:
-        log.warning("[chan %s] Malformed %s request: %s", chan.get_name(), kind, exc)
+        log.warning("[chan %s] Malformed %s request: %s", chan.get_name(), kind, printable(exc))
         return False
     except Exception:
         log.error("[chan %s] Exception in %s request handler", chan.get_name(), kind, exc_info=True)

@@ -499,7 +499,9 @@ class DirectTCPIPHandler:
             with gevent.Timeout(self.connect_timeout, TimeoutError("connect timed out")):
                 self.sock = self._connect()
         except _NotPermitted as exc:
-            self.log.info("refused forwarding to %s (policy: %s)", _describe(self.target), exc)
+            self.log.info(
+                "refused forwarding to %s (policy: %s)", _describe(self.target), printable(exc)
+            )
             return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, "administratively prohibited"
         except TimeoutError:
             reason = "connect timed out"
@@ -509,7 +511,7 @@ class DirectTCPIPHandler:
             reason = str(exc)
         else:
             return OPEN_SUCCEEDED
-        self.log.info("connect to %s failed: %s", _describe(self.target), reason)
+        self.log.info("connect to %s failed: %s", _describe(self.target), printable(reason))
         return OPEN_FAILED_CONNECT_FAILED, reason
 
     def _connect(self) -> Any:

@@ -21,10 +21,11 @@ import pytest
 from geossh.forward import ForwardingPolicy, ForwardingServer
 from geossh.logtext import printable
 from geossh.proto.constants import MSG
-from geossh.proto.wire import string, u32
+from geossh.proto.wire import boolean, string, u32
 from geossh.runner import Server
 from tests.integration.test_limits import Client, finished
 from tests.server_kit import Login, make_server
+from tests.unit.kexclient import service_request
 
 FORGED = "\n[conn=1 10.0.0.1:22] authenticated as 'root'"
 _V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -137,6 +138,32 @@ def test_channel_types_and_forwarding_targets_are_escaped(
     finished(server, client)
     assert_one_line_each(logs, "x\\x0a[conn=1 10.0.0.1:22] authenticated as 'root'")
     assert_one_line_each(logs, "evil.example\\x0a[conn=1 10.0.0.1:22]")
+
+
+def test_user_names_and_remote_forward_addresses_are_escaped(
+    server: Server, logs: pytest.LogCaptureFixture
+) -> None:
+    client = _connect(server)
+    client.handshake()
+    client.send_msg(service_request())
+    client.wait_for(MSG.SERVICE_ACCEPT)
+    assert client.password("wrong", user="bob" + FORGED)[0] == MSG.USERAUTH_FAILURE
+    client.close()
+    finished(server, client)
+    client = _connect(server)
+    client.handshake()
+    client.authenticate()
+    client.send_msg(
+        bytes((MSG.GLOBAL_REQUEST,)) + string("tcpip-forward") + boolean(True)
+        + string("0.0.0.0" + FORGED) + u32(8022)
+    )  # fmt: skip
+    client.wait_for(MSG.REQUEST_FAILURE)
+    client.send_msg(_disconnect("done"))
+    client.read_until(lambda p: False)
+    client.close()
+    finished(server, client)
+    assert_one_line_each(logs, "bob\\n[conn=1 10.0.0.1:22] authenticated as")  # repr
+    assert_one_line_each(logs, "remote forward 0.0.0.0\\x0a[conn=1 10.0.0.1:22]")
 
 
 # -- the helper itself ---------------------------------------------------------------------------
