@@ -121,12 +121,24 @@ class _Peer:
         return True
 
     def read_some(self, n: int) -> bytes:
-        """Up to ``n`` bytes (at least one); raises ScpError at EOF."""
-        if self.pos >= len(self.buf) and not self._fill():
-            raise ScpError("lost connection")
+        """Up to ``n`` bytes (at least one); raises ScpError at EOF.
+
+        File data bypasses the buffer when it is empty: a received chunk is
+        returned as it is (only what lies beyond ``n`` is kept).
+        """
+        if self.pos >= len(self.buf):
+            data = self.channel.recv(CHUNK)
+            if not data:
+                raise ScpError("lost connection")
+            if len(data) <= n:
+                return data
+            self.buf[:] = memoryview(data)[n:]
+            self.pos = self._scanned = 0
+            return data[:n]
         start = self.pos
         self.pos = min(start + n, len(self.buf))
-        return bytes(self.buf[start : self.pos])
+        with memoryview(self.buf) as view:
+            return bytes(view[start : self.pos])
 
     def read_byte(self) -> int | None:
         """One byte, or None at EOF."""
