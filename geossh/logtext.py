@@ -9,8 +9,6 @@ or unbounded length. Pure: no I/O.
 
 from __future__ import annotations
 
-from typing import Any
-
 #: Default bound on the escaped text, in characters.
 LIMIT = 256
 _ELLIPSIS = "..."
@@ -27,7 +25,7 @@ def _escape(ch: str) -> str:
     return f"\\U{code:08x}"
 
 
-def printable(text: Any, limit: int = LIMIT) -> str:
+def printable(text: object, limit: int = LIMIT) -> str:
     """``text`` with control and other non-printable characters (and ``\\``) as
     ``\\xNN``/``\\uNNNN`` escapes, cut to at most ``limit`` characters (ending ``...``).
 
@@ -36,8 +34,7 @@ def printable(text: Any, limit: int = LIMIT) -> str:
     """
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = bytes(text[: limit * 4 + 4]).decode("utf-8", "surrogateescape")
-    elif not isinstance(text, str):
-        text = str(text)
+    text = text if isinstance(text, str) else str(text)
     if len(text) <= limit and text.isprintable() and "\\" not in text:
         return text  # the common case: nothing to do
     pieces = [_show(ch) for ch in text[: limit + 1]]

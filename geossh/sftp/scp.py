@@ -127,7 +127,7 @@ class _Peer:
         returned as it is (only what lies beyond ``n`` is kept).
         """
         if self.pos >= len(self.buf):
-            data = self.channel.recv(CHUNK)
+            data: bytes = self.channel.recv(CHUNK)
             if not data:
                 raise ScpError("lost connection")
             if len(data) <= n:
