@@ -24,12 +24,17 @@ import pytest
 import geossh
 from geossh.channel import Channel
 from geossh.proto.kex.hybrid import MLKEM_AVAILABLE
+from geossh.proto.kex.sntrup import SNTRUP_AVAILABLE
 from geossh.sftp.local import LocalSFTPServer
 from geossh.sftp.scp import ScpHandler
 
 T = TypeVar("T")
 #: For tests of mlkem768x25519-sha256, which exists only where the backend has ML-KEM.
 needs_mlkem = pytest.mark.skipif(not MLKEM_AVAILABLE, reason="cryptography's OpenSSL lacks ML-KEM")
+#: For tests of sntrup761x25519-sha512, which needs the optional pqcrypto (geossh[pq]).
+needs_sntrup = pytest.mark.skipif(
+    not SNTRUP_AVAILABLE, reason="pqcrypto (geossh[pq]) not installed"
+)
 USER = "alice"
 PASSWORD = "correct horse"
 HOST_KEYS = {

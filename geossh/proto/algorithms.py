@@ -26,6 +26,8 @@ MARKERS = frozenset({STRICT_KEX_SERVER, STRICT_KEX_CLIENT, EXT_INFO_CLIENT, EXT_
 
 DEFAULT_KEX = (
     "mlkem768x25519-sha256",
+    "sntrup761x25519-sha512",  # offered only with pqcrypto (geossh[pq])
+    "sntrup761x25519-sha512@openssh.com",
     "curve25519-sha256",
     "curve25519-sha256@libssh.org",
     "ecdh-sha2-nistp256",

@@ -13,6 +13,9 @@ import hashlib
 import os
 import pathlib
 import secrets
+import subprocess
+import sys
+import types
 import warnings
 from collections.abc import Callable
 
@@ -27,6 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geossh.errors import KexError, LocalProtocolError, RemoteProtocolError
+from geossh.proto.algorithms import ServerPreferences, offerable
 from geossh.proto.kex import (
     FALLBACK_MODULI,
     KEX_METHODS,
@@ -36,13 +40,15 @@ from geossh.proto.kex import (
     derive_key,
     hybrid,
     load_moduli,
+    sntrup,
 )
 from geossh.proto.kex.dh import GROUP1_P, GROUP14_P, GROUP16_P, GROUP18_P
 from geossh.proto.kex.ecdh import Curve25519Kex, _EcdhNistKex
 from geossh.proto.kex.gex import DHGexSha256Kex, choose_modulus
 from geossh.proto.kex.hybrid import MLKEM_AVAILABLE, MLKEM768X25519Kex
+from geossh.proto.kex.sntrup import SNTRUP761, SNTRUP_AVAILABLE, Sntrup761X25519Kex
 from geossh.proto.wire import Reader, byte, mpint, string, u32
-from tests.support import needs_mlkem
+from tests.support import needs_mlkem, needs_sntrup
 
 KEX_DIR = pathlib.Path(__file__).resolve().parents[2] / "geossh" / "proto" / "kex"
 
@@ -178,6 +184,23 @@ def client_hybrid(kex: ServerKex, ctx: KexContext) -> tuple[bytes, bytes]:
     return k, h
 
 
+def client_sntrup(kex: ServerKex, ctx: KexContext) -> tuple[bytes, bytes]:
+    """The client side as OpenSSH's kexsntrup761x25519.c computes it, on pqcrypto."""
+    assert SNTRUP761 is not None
+    pk, sk = SNTRUP761.keygen()
+    x = X25519PrivateKey.generate()
+    c_init = pk + x.public_key().public_bytes_raw()
+    [reply] = kex.receive(30, byte(30) + string(c_init))
+    k_s, s_reply, sig = parse_reply(reply, 31, dh=False)
+    assert isinstance(s_reply, bytes) and len(s_reply) == 1039 + 32
+    k_pq = SNTRUP761.decaps(sk, s_reply[:1039])
+    k_cl = x.exchange(X25519PublicKey.from_public_bytes(s_reply[1039:]))
+    k = string(hashlib.sha512(k_pq + k_cl).digest())  # a string, not an mpint
+    h = client_hash(kex, ctx, k_s, string(c_init) + string(s_reply), k)
+    verify(ctx, k_s, sig, h)
+    return k, h
+
+
 def dh_client_finish(
     kex: ServerKex, ctx: KexContext, g: int, p: int, msg: int, prefix: bytes
 ) -> tuple[bytes, bytes]:
@@ -213,6 +236,8 @@ def client_gex(kex: ServerKex, ctx: KexContext, request: bytes = b"") -> tuple[b
 def client_for(kex: ServerKex) -> Callable[[ServerKex, KexContext], tuple[bytes, bytes]]:
     if isinstance(kex, MLKEM768X25519Kex):
         return client_hybrid
+    if isinstance(kex, Sntrup761X25519Kex):
+        return client_sntrup
     if isinstance(kex, Curve25519Kex):
         return client_x25519
     if isinstance(kex, _EcdhNistKex):
@@ -289,6 +314,63 @@ def test_curve25519_rfc7748_vector() -> None:
     fields = string(RFC7748_A_PUB) + string(RFC7748_B_PUB)
     assert client_hash(kex, ctx, k_s, fields, kex.shared_secret) == kex.exchange_hash
     verify(ctx, k_s, sig, kex.exchange_hash)
+
+
+# Made by OpenSSH's own sntrup761.c with a fixed randombytes (see the file).
+SNTRUP_VECTOR = {
+    name: bytes.fromhex(value)
+    for name, value in (
+        line.split()
+        for line in (pathlib.Path(__file__).parent / "vectors" / "sntrup761_openssh.txt")
+        .read_text()
+        .splitlines()
+        if line and not line.startswith("#")
+    )
+}
+# SHA-512(SNTRUP_VECTOR ss || RFC7748_K): K before its string encoding.
+SNTRUP_K = bytes.fromhex(
+    "8defa2566e084de75005b1f6f00bc09f7f71fe0d7f19c2ebaa26a5f2073f2324"
+    "3cf42513ddf4bff4a68faad303d9c7bbbaa6e3763f1c31da03606fd135103247"
+)
+SNTRUP_NAMES = ["sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com"]
+
+
+@needs_sntrup
+def test_pqcrypto_decapsulates_openssh_sntrup761_vector() -> None:
+    assert SNTRUP761 is not None
+    v = SNTRUP_VECTOR
+    assert [len(v[n]) for n in ("pk", "sk", "ct", "ss")] == [1158, 1763, 1039, 32]
+    assert SNTRUP761.decaps(v["sk"], v["ct"]) == v["ss"]
+    ct, ss = SNTRUP761.encaps(v["pk"])  # and OpenSSH's secret key opens ours
+    assert SNTRUP761.decaps(v["sk"], ct) == ss
+
+
+@needs_sntrup
+@pytest.mark.parametrize("name", SNTRUP_NAMES)
+def test_sntrup761_known_answer(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed KEM output and X25519 keys: K is string(SHA-512(K_PQ || K_CL)), as OpenSSH."""
+    v = SNTRUP_VECTOR
+
+    def encaps(public: bytes) -> tuple[bytes, bytes]:
+        assert public == v["pk"]
+        return v["ct"], v["ss"]
+
+    monkeypatch.setattr(SNTRUP761, "encaps", encaps)
+    ctx = make_ctx()
+    kex = create_server_kex(name, ctx)
+    assert kex.hash_name == "sha512"
+    kex._ephemeral = X25519PrivateKey.from_private_bytes(RFC7748_B_PRIV)  # type: ignore[attr-defined]
+    c_init = v["pk"] + RFC7748_A_PUB
+    [reply] = kex.receive(30, byte(30) + string(c_init))
+    k_s, s_reply, sig = parse_reply(reply, 31, dh=False)
+    assert s_reply == v["ct"] + RFC7748_B_PUB
+    assert kex.shared_secret == u32(64) + SNTRUP_K
+    assert hashlib.sha512(v["ss"] + RFC7748_K).digest() == SNTRUP_K
+    fields = string(c_init) + string(s_reply)
+    assert client_hash(kex, ctx, k_s, fields, kex.shared_secret) == kex.exchange_hash
+    verify(ctx, k_s, sig, kex.exchange_hash)
+    out = derive_key("sha512", kex.shared_secret, kex.exchange_hash, b"A", b"sid", 64)
+    assert out == hashlib.sha512(kex.shared_secret + kex.exchange_hash + b"Asid").digest()
 
 
 DK_K = mpint(int.from_bytes(hashlib.sha256(b"geossh K").digest(), "big"))
@@ -374,6 +456,8 @@ def valid_first_message(name: str) -> bytes:
         return byte(30) + string(
             c_init + X25519PrivateKey.generate().public_key().public_bytes_raw()
         )
+    if issubclass(kex, Sntrup761X25519Kex):
+        return byte(30) + string(SNTRUP_VECTOR["pk"] + RFC7748_A_PUB)
     if issubclass(kex, Curve25519Kex):
         return byte(30) + string(X25519PrivateKey.generate().public_key().public_bytes_raw())
     if issubclass(kex, _EcdhNistKex):
@@ -470,6 +554,87 @@ def test_hybrid_invalid_encapsulation_key() -> None:
     blob = b"\xff" * 1184 + X25519PrivateKey.generate().public_key().public_bytes_raw()
     with pytest.raises(KexError):
         new_kex("mlkem768x25519-sha256").receive(30, byte(30) + string(blob))
+
+
+def test_sntrup_registered_only_where_pqcrypto_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert all((name in KEX_METHODS) == SNTRUP_AVAILABLE for name in SNTRUP_NAMES)
+    kexinit = ServerPreferences().build_kexinit({"ssh-ed25519"}, initial=True)
+    offered = offerable(kexinit, have_moduli=False).kex
+    assert all((name in offered) == SNTRUP_AVAILABLE for name in SNTRUP_NAMES)
+    if SNTRUP_AVAILABLE:  # right after mlkem768x25519, as OpenSSH's sshd offers them
+        assert offered[: offered.index("curve25519-sha256")][-2:] == SNTRUP_NAMES
+    monkeypatch.setitem(sys.modules, "pqcrypto", None)  # import raises ImportError
+    monkeypatch.delitem(sys.modules, "pqcrypto.kem", raising=False)
+    monkeypatch.delitem(sys.modules, "pqcrypto.kem.sntrup_761", raising=False)
+    assert sntrup.load_sntrup761() is None
+
+
+def test_sntrup_refused_with_unexpected_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("pqcrypto.kem.sntrup_761")
+    fake.PUBLIC_KEY_SIZE, fake.CIPHERTEXT_SIZE, fake.SHARED_SECRET_SIZE = 1158, 1040, 32  # type: ignore[attr-defined]
+    fake.encaps = lambda pk: (b"", b"")  # type: ignore[attr-defined]
+    kem = types.ModuleType("pqcrypto.kem")
+    kem.sntrup_761 = fake  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pqcrypto", types.ModuleType("pqcrypto"))
+    monkeypatch.setitem(sys.modules, "pqcrypto.kem", kem)
+    assert sntrup.load_sntrup761() is None
+
+
+def test_sntrup_not_offered_without_pqcrypto() -> None:
+    """A fresh interpreter where pqcrypto cannot be imported: no sntrup in our KEXINIT."""
+    code = (
+        "import sys; sys.modules['pqcrypto'] = None\n"
+        "from geossh.proto.algorithms import ServerPreferences, offerable\n"
+        "from geossh.proto.kex import KEX_METHODS\n"
+        "kexinit = ServerPreferences().build_kexinit({'ssh-ed25519'}, initial=True)\n"
+        "kex = offerable(kexinit, True).kex\n"
+        "print(','.join(kex)); print(','.join(KEX_METHODS))\n"
+    )
+    root = pathlib.Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    offered, registered = (line.split(",") for line in out.stdout.splitlines())
+    assert "curve25519-sha256" in offered
+    assert not [n for n in offered + registered if n.startswith("sntrup")]
+
+
+@needs_sntrup
+@pytest.mark.parametrize("name", SNTRUP_NAMES)
+@pytest.mark.parametrize("size", [0, 32, 1158, 1189, 1191, 1039 + 32, 1184 + 32])
+def test_sntrup_wrong_size(name: str, size: int) -> None:
+    with pytest.raises(KexError):
+        new_kex(name).receive(30, byte(30) + string(secrets.token_bytes(size)))
+
+
+@needs_sntrup
+@pytest.mark.parametrize("point", LOW_ORDER_X25519, ids=range(len(LOW_ORDER_X25519)))
+def test_sntrup_low_order_point(point: bytes) -> None:
+    with pytest.raises(KexError):
+        new_kex(SNTRUP_NAMES[0]).receive(30, byte(30) + string(SNTRUP_VECTOR["pk"] + point))
+
+
+@needs_sntrup
+def test_sntrup_garbage_key_of_the_right_size_still_agrees() -> None:
+    """Any 1158 bytes decode to some sntrup761 key (as in OpenSSH): no crash, a reply."""
+    blob = b"\xff" * 1158 + X25519PrivateKey.generate().public_key().public_bytes_raw()
+    kex = new_kex(SNTRUP_NAMES[0])
+    [reply] = kex.receive(30, byte(30) + string(blob))
+    assert kex.done and reply[0] == 31
+
+
+@needs_sntrup
+def test_sntrup_library_failure_is_a_kex_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(public: bytes) -> tuple[bytes, bytes]:
+        raise ValueError("invalid public key length")
+
+    monkeypatch.setattr(SNTRUP761, "encaps", broken)
+    with pytest.raises(KexError):
+        new_kex(SNTRUP_NAMES[0]).receive(30, valid_first_message(SNTRUP_NAMES[0]))
+    monkeypatch.setattr(SNTRUP761, "encaps", lambda pk: (b"short", bytes(32)))
+    with pytest.raises(KexError):
+        new_kex(SNTRUP_NAMES[0]).receive(30, valid_first_message(SNTRUP_NAMES[0]))
 
 
 NOT_ON_P256 = [

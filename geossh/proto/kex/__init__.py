@@ -4,7 +4,9 @@
 transport feeds it messages 30-49 via ``receive`` and, once ``done``, reads
 ``shared_secret`` (K as encoded) and ``exchange_hash`` (H) for
 ``derive_key`` (RFC 4253 §7.2). Methods marked ``legacy`` (SHA-1 or
-1024-bit) are registered but must be enabled by the application.
+1024-bit) are registered but must be enabled by the application. The
+post-quantum hybrids are registered only where their KEM loads (ML-KEM from
+cryptography's backend, sntrup761 from the optional ``pqcrypto``).
 
 Pure core: must not import gevent, socket, threading, select or time.
 """
@@ -31,6 +33,11 @@ from geossh.proto.kex.ecdh import (
 from geossh.proto.kex.gex import DHGexSha1Kex, DHGexSha256Kex
 from geossh.proto.kex.hybrid import MLKEM_AVAILABLE, MLKEM768X25519Kex
 from geossh.proto.kex.moduli import load_moduli
+from geossh.proto.kex.sntrup import (
+    SNTRUP_AVAILABLE,
+    Sntrup761X25519Kex,
+    Sntrup761X25519OpenSSHKex,
+)
 
 __all__ = [
     "FALLBACK_MODULI",
@@ -49,6 +56,7 @@ KEX_METHODS: dict[str, type[ServerKex]] = {
     cls.name: cls
     for cls in (
         *((MLKEM768X25519Kex,) if MLKEM_AVAILABLE else ()),
+        *((Sntrup761X25519Kex, Sntrup761X25519OpenSSHKex) if SNTRUP_AVAILABLE else ()),
         Curve25519Kex,
         Curve25519LibsshKex,
         EcdhNistp256Kex,
