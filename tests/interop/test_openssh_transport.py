@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.conftest import require
-from tests.support import ServerHarness
+from tests.support import ServerHarness, needs_sntrup
 
 pytestmark = pytest.mark.interop
 
@@ -55,6 +57,37 @@ def _echo(server: ServerHarness, *options: str) -> str:
 def test_kex(server: ServerHarness, kex: str) -> None:
     log = _echo(server, "-o", f"KexAlgorithms={kex}")
     assert f"kex: algorithm: {kex}" in log
+
+
+SNTRUP_KEX = ["sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com"]
+
+
+def _client_kex() -> set[str]:
+    ssh = require("ssh")
+    return set(subprocess.run([ssh, "-Q", "kex"], capture_output=True, text=True).stdout.split())
+
+
+@needs_sntrup
+def test_default_kex_is_sntrup761(server: ServerHarness) -> None:
+    """OpenSSH 9.0-9.8 with its own defaults picks the post-quantum hybrid (geossh[pq])."""
+    if "sntrup761x25519-sha512@openssh.com" not in _client_kex():
+        pytest.skip("this ssh predates sntrup761 (OpenSSH < 9.0)")
+    log = _echo(server)
+    [line] = [x for x in log.splitlines() if "kex: algorithm:" in x]
+    chosen = line.split("kex: algorithm:")[1].strip()
+    assert chosen in SNTRUP_KEX or chosen == "mlkem768x25519-sha256", line
+    assert server.transports[0]._conn.transport.negotiated.kex == chosen
+    if "mlkem768x25519-sha256" not in _client_kex():  # OpenSSH < 9.9, as CI's 9.2
+        assert chosen in SNTRUP_KEX
+
+
+@needs_sntrup
+@pytest.mark.parametrize("kex", SNTRUP_KEX)
+def test_sntrup761_by_name(server: ServerHarness, kex: str) -> None:
+    if kex not in _client_kex():
+        pytest.skip(f"this ssh lacks {kex}")
+    log = _echo(server, "-o", f"KexAlgorithms={kex}")
+    assert f"kex: algorithm: {kex}\n" in log.replace("\r", "")
 
 
 @pytest.mark.parametrize("algorithm", HOST_KEY_ALGORITHMS)
