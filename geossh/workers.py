@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
+from geossh import generation
+
 if TYPE_CHECKING:
     from geossh.runner import Server
 
@@ -47,7 +49,7 @@ class _Supervisor:
         self.stopping = False
 
     def run(self) -> None:
-        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
+        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGHUP)
         saved = {signum: signal.signal(signum, self._on_signal) for signum in signals}
         log.info("supervisor pid %d starting %d workers", os.getpid(), self.server.workers)
         try:
@@ -85,6 +87,9 @@ class _Supervisor:
             self._spawn(index)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:  # not the default action: that would orphan the workers
+            log.warning("supervisor: SIGHUP ignored: reload needs workers=1 (restart instead)")
+            return
         if signum == signal.SIGALRM or (signum == signal.SIGINT and self.stopping):
             log.warning("supervisor: killing %d worker(s)", len(self.children))
             self._kill_all(signal.SIGKILL)
@@ -116,11 +121,12 @@ def _worker(server: Server, index: int) -> Any:
     try:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
             signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a terminal's hangup: not a reload
         gevent.reinit()
         server.workers = 1
         server.start()
         log.info("worker %d (pid %d) serving", index, os.getpid())
-        server.serve_forever()
+        generation.serve(server, reloadable=False)
         code = 0
     except BaseException:
         log.exception("worker %d (pid %d) failed", index, os.getpid())

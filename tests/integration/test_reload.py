@@ -583,3 +583,25 @@ def test_sigusr1_drains_and_exits(tmp_path: Path, keydir: Path, closing: list[An
     assert not service.exited(first, timeout=0)
     assert stream.end() == 0
     assert service.finished() == 0
+
+
+def test_sighup_with_workers_is_ignored(tmp_path: Path, keydir: Path, closing: list[Any]) -> None:
+    """--workers 2: no reload (not supported), and SIGHUP must not kill the supervisor."""
+    service = serve_cli(tmp_path, keydir, "--workers", "2")
+    closing.append(service)
+    workers = service.wait_line(") serving", count=2)
+    match = re.search(r"serving on 127\.0\.0\.1:(\d+)", service.wait_line("serving on")[0])
+    assert match is not None
+    client = Client(keydir, int(match.group(1)))
+    reaper = service.proc.pid
+    supervisor = int(Path(f"/proc/{reaper}/task/{reaper}/children").read_text().split()[0])
+    service.signal(signal.SIGHUP, supervisor)
+    service.wait_line("supervisor: SIGHUP ignored")
+    for line in workers:
+        pid = re.search(r"\(pid (\d+)\) serving", line)
+        assert pid is not None
+        service.signal(signal.SIGHUP, int(pid.group(1)))  # ignored: not a reload either
+    assert client.run("echo hi").stdout == b"hi\n"
+    service.signal(signal.SIGTERM, supervisor)
+    assert service.finished() == 0
+    assert "reload: " not in service.text()
