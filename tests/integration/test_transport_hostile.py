@@ -20,7 +20,7 @@ import pytest
 from geossh.proto.constants import MSG, DisconnectReason
 from geossh.proto.wire import Reader, boolean, string, u32
 from tests.conftest import require
-from tests.support import PASSWORD, USER, ServerHarness
+from tests.support import PASSWORD, USER, ServerHarness, needs_sntrup
 from tests.unit.kexclient import (
     ClientOptions,
     KexClient,
@@ -263,6 +263,28 @@ def test_invalid_x25519_point(
     hostile.send_msg(hostile.ssh.ecdh_init(point))
     assert hostile.disconnect_reason() == REASON.KEY_EXCHANGE_FAILED
     assert_logged(server, caplog, REASON.KEY_EXCHANGE_FAILED)
+
+
+@needs_sntrup
+@pytest.mark.parametrize("kex", ["sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com"])
+@pytest.mark.parametrize(
+    "c_init",
+    [bytes(32), bytes(1158), b"\xa5" * 1189, b"\xa5" * 1191, b"\xa5" * 1158 + bytes(32)],
+    ids=["x25519-only", "kem-only", "short", "long", "zero-x25519"],
+)
+def test_invalid_sntrup761_init(
+    server: ServerHarness, hostile: RawClient, caplog: pytest.LogCaptureFixture,
+    kex: str, c_init: bytes,
+) -> None:  # fmt: skip
+    """Wrong sizes and a low-order X25519 half: DISCONNECT key exchange failed, no traceback."""
+    hostile.ssh = KexClient(ClientOptions(kex=(kex,)))
+    hostile.send(hostile.ssh.hello())
+    hostile.send_msg(hostile.ssh.kexinit)
+    hostile.send_msg(hostile.ssh.ecdh_init(c_init))  # HYBRID_INIT is message 30 too
+    assert hostile.disconnect_reason() == REASON.KEY_EXCHANGE_FAILED
+    assert_logged(server, caplog, REASON.KEY_EXCHANGE_FAILED)
+    assert "Traceback" not in caplog.text
+    assert server.transports[0]._conn.transport.negotiated.kex == kex  # refused by the method
 
 
 # -- message numbers and roles -----------------------------------------------------------------
