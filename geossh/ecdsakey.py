@@ -55,6 +55,7 @@ class _ECDSACurveSet:
 class ECDSAKey(PKey):
     """An ECDSA key on NIST P-256, P-384 or P-521; ``str(key)`` works (paramiko's raises)."""
 
+    _PEM_TAG = "EC"
     _ECDSA_CURVES = _ECDSACurveSet(
         [
             _ECDSACurve(ec.SECP256R1, "nistp256"),

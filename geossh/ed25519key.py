@@ -38,6 +38,10 @@ class Ed25519Key(PKey):
         """A new private Ed25519 key (geossh addition)."""
         return cls._from_ssh_key(_keys.generate(_keys.ED25519))
 
+    def get_bits(self) -> int:
+        """256, also for an empty key (as paramiko)."""
+        return 256
+
     def can_verify(self) -> bool:
         """True if the public part is present."""
         return self._ssh_key is not None

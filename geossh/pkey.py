@@ -12,10 +12,12 @@ and ``load_certificate`` requires the certificate to certify this key.
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib
 import os
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar, cast
 
 from cryptography.hazmat.primitives import serialization
@@ -94,7 +96,9 @@ class PublicBlob:
         return f"{ret}- {self.comment}" if self.comment else ret
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PublicBlob) and self.key_blob == other.key_blob
+        if not isinstance(other, PublicBlob):
+            return NotImplemented  # another library's blob (paramiko's) may compare itself
+        return self.key_blob == other.key_blob
 
     def __hash__(self) -> int:
         return hash(self.key_blob)
@@ -116,6 +120,8 @@ class PKey:
     """Base class of the key classes; also the generic loaders."""
 
     name: ClassVar[str] = ""
+    #: The PEM label paramiko's error messages name (``RSA``, ``EC``, ``OPENSSH``).
+    _PEM_TAG: ClassVar[str] = "OPENSSH"
     BEGIN_TAG = re.compile(r"^-{5}BEGIN (RSA|EC|OPENSSH) PRIVATE KEY-{5}\s*$")
     END_TAG = re.compile(r"^-{5}END (RSA|EC|OPENSSH) PRIVATE KEY-{5}\s*$")
     public_blob: PublicBlob | None = None
@@ -137,7 +143,9 @@ class PKey:
         """Fill the key from a private file/file object or a public blob; False if none."""
         self.public_blob = None
         if file_obj is not None or filename is not None:
-            self._set(_keys.load_private_key(_read_source(filename, file_obj), password))
+            data = _read_source(filename, file_obj)
+            self._check_private_text(data)
+            self._set(_keys.load_private_key(data, password))
             return True
         if msg is None and data is not None:
             msg = Message(data)
@@ -156,6 +164,15 @@ class PKey:
             self._set(parsed.key)
             self.public_blob = PublicBlob(parsed.key_type, blob)
         return True
+
+    def _check_private_text(self, data: bytes | str) -> None:
+        """paramiko's errors for an empty file and for one with no BEGIN line."""
+        tag = self._PEM_TAG
+        if not data:
+            raise SSHException(f"no lines in {tag} private key file")
+        begin = "-----BEGIN " if isinstance(data, str) else b"-----BEGIN "
+        if begin not in data:  # type: ignore[operator]
+            raise SSHException(f"not a valid {tag} private key file")
 
     def _set(self, key: SSHKey) -> None:
         if key.key_type not in self._key_types():
@@ -199,17 +216,17 @@ class PKey:
         key_path, cert_path = (
             (path[: -len(suffix)], path) if path.endswith(suffix) else (path, path + suffix)
         )
-        key_path = os.path.expanduser(key_path)
-        cert_path = os.path.expanduser(cert_path)
-        with open(key_path, "rb") as f:
-            data = f.read()
+        key_file = Path(key_path).expanduser()
+        cert_file = Path(cert_path).expanduser()
+        data = key_file.read_bytes()
         try:
             ssh_key = _keys.load_private_key(data, password if password is not None else passphrase)
-        except UnsupportedKeyType:
-            raise UnknownKeyType(key_bytes=data) from None
+        except UnsupportedKeyType as exc:
+            # paramiko's key_type: the class of the key cryptography loaded.
+            raise UnknownKeyType(key_type=exc.key_class, key_bytes=data) from None
         key = pkey_from_ssh_key(ssh_key)
-        if os.path.exists(cert_path):
-            key.load_certificate(cert_path)
+        if cert_file.exists():
+            key.load_certificate(str(cert_file))
         return key
 
     @staticmethod
@@ -290,12 +307,25 @@ class PKey:
 
     def get_fingerprint(self) -> bytes:
         """MD5 of the public blob, 16 raw bytes."""
-        return self.ssh_key.fingerprint_md5()
+        if self._ssh_key is None:
+            return hashlib.md5(self._empty_blob(), usedforsecurity=False).digest()
+        return self._ssh_key.fingerprint_md5()
 
     @property
     def fingerprint(self) -> str:
-        """``SHA256:<base64 without padding>``, as OpenSSH prints it."""
-        return self.ssh_key.fingerprint_sha256()
+        """``SHA256:<base64 without padding>``, as OpenSSH prints it.
+
+        An empty key (one whose loading failed) has paramiko's fingerprint
+        for it, so its ``repr`` in an error report never raises.
+        """
+        if self._ssh_key is None:
+            digest = base64.b64encode(hashlib.sha256(self._empty_blob()).digest()).decode("ascii")
+            return "SHA256:" + digest.rstrip("=")
+        return self._ssh_key.fingerprint_sha256()
+
+    def _empty_blob(self) -> bytes:
+        """What paramiko fingerprints for a key without material: its name and no bytes."""
+        return Message().add_string(self.name).add_string(b"").asbytes()
 
     def get_base64(self) -> str:
         """Base64 of the public blob, one line."""
@@ -347,15 +377,20 @@ class PKey:
         self, filename: str, password: str | bytes | None = None, file_format: FileFormat = PEM
     ) -> None:
         """Write the private key to ``filename``, created mode 0600 (never chmod'ed later)."""
-        text = self._private_bytes(password, file_format)
-        fd = os.open(filename, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, o600)
+        # Keyword arguments as paramiko passes them (its tests check the call).
+        fd = os.open(filename, flags=os.O_WRONLY | os.O_TRUNC | os.O_CREAT, mode=o600)
         with os.fdopen(fd, "w") as f:
-            f.write(text)
+            self._write_private_key(f, password, file_format)
 
     def write_private_key(
         self, file_obj: IO[str], password: str | bytes | None = None, file_format: FileFormat = PEM
     ) -> None:
         """Write the private key (text) to ``file_obj``."""
+        self._write_private_key(file_obj, password, file_format)
+
+    def _write_private_key(
+        self, file_obj: IO[str], password: str | bytes | None, file_format: FileFormat
+    ) -> None:
         file_obj.write(self._private_bytes(password, file_format))
 
     def load_certificate(self, value: Message | str) -> None:

@@ -22,6 +22,7 @@ class RSAKey(PKey):
     """
 
     name = "ssh-rsa"
+    _PEM_TAG = "RSA"
     HASHES: dict[str, type[hashes.HashAlgorithm]] = {
         "rsa-sha2-256": hashes.SHA256,
         "rsa-sha2-256-cert-v01@openssh.com": hashes.SHA256,

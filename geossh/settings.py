@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from geossh.errors import SSHException
+from geossh.packetizer import Packetizer
 from geossh.pkey import PKey
 from geossh.proto import algorithms as algs
 from geossh.proto.cipher import CIPHERS, MACS
@@ -101,6 +102,14 @@ class TransportSettings:
         offered = self._filtered("compression", self._preferred_compression)
         return tuple(name for name in offered if name != "zlib")
 
+    @property
+    def packetizer(self) -> Packetizer:
+        """paramiko's ``REKEY_BYTES`` / ``REKEY_PACKETS`` knobs, settable after start too."""
+        view: Packetizer | None = self.__dict__.get("_packetizer_view")
+        if view is None:
+            view = self.__dict__["_packetizer_view"] = Packetizer(self)
+        return view
+
     def get_security_options(self) -> SecurityOptions:
         """A view whose lists can be changed before ``start_server``."""
         return SecurityOptions(self)
@@ -118,6 +127,9 @@ class TransportSettings:
 
     def add_server_key(self, key: PKey) -> None:
         """Add a host key (one per type; a later one replaces an earlier)."""
+        if not isinstance(key, PKey):  # say, a key loaded with paramiko
+            kind = f"{type(key).__module__}.{type(key).__qualname__}"
+            raise TypeError(f"host key must be a geossh key, not {kind}: load it with geossh")
         if not key.can_sign():
             raise SSHException("host key must include its private part")
         self.server_key_dict[key.get_name()] = key

@@ -23,8 +23,8 @@ from gevent.exceptions import ConcurrentObjectUseError
 GATHER_LIMIT = 64 * 1024
 
 
-class PipeTimeout(OSError):
-    """A read timed out (paramiko.buffered_pipe.PipeTimeout)."""
+class PipeTimeout(TimeoutError):
+    """A read timed out (paramiko.buffered_pipe.PipeTimeout; also a ``socket.timeout``)."""
 
 
 class ByteBuffer:
@@ -110,14 +110,14 @@ class ByteBuffer:
             self._reading = False
 
     def read(self, nbytes: int, timeout: float | None = None) -> bytes:
-        """Return 1..nbytes bytes; b"" at EOF; ``socket.timeout`` on timeout."""
+        """Return 1..nbytes bytes; b"" at EOF; ``PipeTimeout`` (a ``socket.timeout``) on timeout."""
         if nbytes <= 0:
             return b""
         if not self._size:
             if self._closed:
                 return b""
             if timeout == 0.0 or not self.wait(timeout):
-                raise TimeoutError()
+                raise PipeTimeout()
             if not self._size:
                 return b""
         return self._take(nbytes)

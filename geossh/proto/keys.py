@@ -81,7 +81,15 @@ class KeyParseError(ValueError, SSHException):
 
 
 class UnsupportedKeyType(KeyParseError):
-    """Well-formed input for a key type geossh does not support (DSA, sk-*, ...)."""
+    """Well-formed input for a key type geossh does not support (DSA, sk-*, ...).
+
+    ``key_class`` is the class of the loaded private key when there was one
+    (say, cryptography's ``Ed448PrivateKey``).
+    """
+
+    def __init__(self, message: str, key_class: type | None = None) -> None:
+        super().__init__(message)
+        self.key_class = key_class
 
 
 _CRYPTO_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, InvalidTag, OverflowError)
@@ -351,7 +359,7 @@ def _load_private(data: bytes, password: bytes | None, openssh: bool) -> Private
         key = serialization.load_pem_private_key(data, password)
     if isinstance(key, _PRIVATE_CLASSES):
         return key
-    raise UnsupportedKeyType(f"unsupported private key class {type(key).__name__}")
+    raise UnsupportedKeyType(f"unsupported private key class {type(key).__name__}", type(key))
 
 
 # -- generation and serialization ---------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import socket
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -10,9 +12,11 @@ import gevent.event
 import gevent.socket
 import paramiko
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed448
 
 import geossh
-from geossh.buffered_pipe import BufferedPipe
+from geossh.buffered_pipe import BufferedPipe, PipeTimeout
 from tests.support import PASSWORD, USER, ServerHarness, in_thread
 
 
@@ -171,3 +175,117 @@ def test_security_options_unknown_name(category: str, message: str) -> None:
     finally:
         transport.close()
         b.close()
+
+
+# -- keys (item 6) -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cls", "tag"),
+    [(geossh.RSAKey, "RSA"), (geossh.ECDSAKey, "EC"), (geossh.Ed25519Key, "OPENSSH")],
+)
+def test_key_load_errors_say_what_paramiko_says(cls: Any, tag: str) -> None:
+    """An empty key file and one without a BEGIN line fail with paramiko's messages."""
+    with pytest.raises(geossh.SSHException, match=f"^no lines in {tag} private key file$"):
+        cls.from_private_key(io.StringIO(""))
+    with pytest.raises(geossh.SSHException, match=f"^not a valid {tag} private key file$"):
+        cls.from_private_key(io.StringIO("ohai! I have lines. Technically."))
+
+
+def test_unknown_key_type_names_the_loaded_class(tmp_path: Path) -> None:
+    """UnknownKeyType.key_type is the class of the key cryptography loaded (paramiko's)."""
+    path = tmp_path / "ed448.key"
+    path.write_bytes(
+        ed448.Ed448PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(geossh.pkey.UnknownKeyType) as info:
+        geossh.PKey.from_path(path)
+    assert issubclass(info.value.key_type, ed448.Ed448PrivateKey)
+
+
+def test_empty_key_repr_is_paramikos() -> None:
+    """A key whose loading failed still has a repr (paramiko's fingerprint of no key)."""
+    with pytest.raises(geossh.SSHException) as info:
+        geossh.Ed25519Key(file_obj=io.StringIO("junk"))
+    tb = info.tb
+    while tb.tb_next is not None and "self" not in tb.tb_frame.f_locals:
+        tb = tb.tb_next
+    half_built = tb.tb_frame.f_locals["self"]
+    expected = "PKey(alg=ED25519, bits=256, fp=SHA256:UsIasxMWEd9VFEwjARWWtGJ08DgHp1eib3gSBLed54U)"
+    assert repr(half_built) == expected
+
+
+def test_public_blob_equals_paramikos() -> None:
+    """geossh's and paramiko's PublicBlob of the same blob compare equal, both ways."""
+    blob = geossh.Ed25519Key.generate().asbytes()
+    ours, theirs = geossh.PublicBlob("ssh-ed25519", blob), paramiko.PublicBlob("ssh-ed25519", blob)
+    assert ours == theirs and theirs == ours
+    assert (ours != theirs) is False  # paramiko's NullServer compares with !=
+    assert ours != geossh.PublicBlob("ssh-ed25519", blob + b"x")
+
+
+def test_add_server_key_refuses_a_paramiko_key() -> None:
+    """A host key loaded with paramiko fails at once with a clear TypeError."""
+    a, b = socket.socketpair()
+    transport = geossh.Transport(a)
+    try:
+        with pytest.raises(TypeError, match="must be a geossh key, not paramiko"):
+            transport.add_server_key(paramiko.Ed25519Key.from_private_key(_ed25519_text()))
+    finally:
+        transport.close()
+        b.close()
+
+
+def _ed25519_text() -> io.StringIO:
+    text = io.StringIO()
+    geossh.Ed25519Key.generate().write_private_key(text)
+    text.seek(0)
+    return text
+
+
+def test_buffered_pipe_timeout_is_pipe_timeout() -> None:
+    """BufferedPipe.read times out with PipeTimeout (still a socket.timeout)."""
+    with pytest.raises(PipeTimeout) as info:
+        BufferedPipe().read(1, 0.0)
+    assert isinstance(info.value, socket.timeout)
+
+
+# -- packetizer.REKEY_BYTES --------------------------------------------------------
+class _CountingClient(paramiko.Transport):
+    """paramiko's client, counting the KEXINITs it receives."""
+
+    kexinits = 0
+
+    def _negotiate_keys(self, m: Any) -> Any:
+        self.kexinits += 1
+        return super()._negotiate_keys(m)
+
+
+def test_packetizer_rekey_bytes_after_start(server: ServerHarness) -> None:
+    """transport.packetizer.REKEY_BYTES set on a running server re-keys after that many bytes."""
+    server.start()
+    client = _CountingClient(("127.0.0.1", server.port))
+    try:
+        in_thread(client.connect, None, USER, PASSWORD)
+        assert client.kexinits == 1
+        ts = server.transports[0]
+        assert ts.packetizer.REKEY_BYTES == 1 << 30
+        ts.packetizer.REKEY_BYTES = 4096
+        ts.packetizer.REKEY_PACKETS = 1 << 40  # accepted (geossh counts bytes only)
+        assert (ts.rekey_bytes, ts.packetizer.REKEY_PACKETS) == (4096, 1 << 40)
+
+        def traffic() -> bytes:
+            for _ in range(4):
+                client.send_ignore(2048)
+            chan = client.open_session()  # answered after the server's KEXINIT
+            chan.exec_command(b"echo ok")
+            return chan.makefile("rb").read()
+
+        assert in_thread(traffic) == b"ok\n"
+        assert client.kexinits >= 2
+        with pytest.raises(ValueError):
+            ts.packetizer.REKEY_BYTES = 0
+    finally:
+        client.close()
