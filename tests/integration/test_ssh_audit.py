@@ -32,6 +32,8 @@ from geossh.transport import Transport
 ALLOWED = {
     "kex": {
         "mlkem768x25519-sha256",
+        "sntrup761x25519-sha512",  # with geossh[pq]
+        "sntrup761x25519-sha512@openssh.com",
         "curve25519-sha256",
         "curve25519-sha256@libssh.org",
         "diffie-hellman-group16-sha512",
