@@ -66,6 +66,8 @@ AUTH_PASSWORD_CHANGE_REQUIRED = 3  # geossh: credentials valid but expired (RFC 
 MAX_PROMPTS = 64  # prompts in one INFO_REQUEST (OpenSSH accepts at most 100 replies)
 MAX_REQUESTS = 100  # USERAUTH_REQUESTs per connection, counted or not
 MAX_NAME = 256  # service, method and algorithm names
+#: OpenSSH's host-bound publickey method (PROTOCOL 3.1), offered in EXT_INFO.
+HOSTBOUND_METHOD = "publickey-hostbound-v00@openssh.com"
 MAX_BLOB = 32 * 1024  # public key / certificate blobs and signatures
 MAX_HOST_FIELD = 1024  # hostbased client host and user names
 
@@ -224,10 +226,21 @@ class AuthLayer:
             "new_password": _text_or_bytes(new_password),
         }
 
-    def _parse_publickey(self, reader: wire.Reader, payload: bytes) -> Details | str:
+    def _parse_publickey(
+        self, reader: wire.Reader, payload: bytes, hostbound: bool = False
+    ) -> Details | str:
         signed = reader.boolean()
         algorithm = reader.ascii(MAX_NAME)
         blob = reader.string(MAX_BLOB)
+        if hostbound:
+            # OpenSSH PROTOCOL 3.1: the host key the client believes it is
+            # talking to, inside the signed data; it must be the one our
+            # first key exchange proved (what destination-constrained agent
+            # keys rely on).
+            if not self.config.hostbound_auth:
+                return "unsupported method"
+            if reader.string(MAX_BLOB) != self.transport.host_key_blob:
+                return "host-bound request names another host key"
         signed_end = reader.position
         signature = reader.string(MAX_BLOB) if signed else None
         reader.check_end()
@@ -239,13 +252,20 @@ class AuthLayer:
             self._signed_data(payload[:signed_end]), signature, algorithm
         ):
             return "invalid signature"
-        return {
+        details: Details = {
             "algorithm": algorithm,
             "key_blob": blob,
             "key": key,
             "certificate": certificate,
             "signed": signed,
         }
+        if hostbound:
+            details["method"] = "publickey"  # the application sees a publickey login
+            details["hostbound"] = True
+        return details
+
+    def _parse_hostbound(self, reader: wire.Reader, payload: bytes) -> Details | str:
+        return self._parse_publickey(reader, payload, hostbound=True)
 
     def _parse_hostbased(self, reader: wire.Reader, payload: bytes) -> Details | str:
         algorithm = reader.ascii(MAX_NAME)
@@ -427,6 +447,7 @@ class AuthLayer:
         self.transport.send(bytes((MSG.USERAUTH_SUCCESS,)))
         self.state = AuthState.DONE
         assert self.username is not None
+        self.transport.announce_host_keys()  # as sshd: right after the success
         self.events.append(AuthSucceeded(self.username, method))
 
     def _count_failure(self) -> None:
@@ -459,6 +480,7 @@ _PARSERS: dict[str, Callable[[AuthLayer, wire.Reader, bytes], Details | str]] = 
     "none": AuthLayer._parse_none,
     "password": AuthLayer._parse_password,
     "publickey": AuthLayer._parse_publickey,
+    HOSTBOUND_METHOD: AuthLayer._parse_hostbound,
     "keyboard-interactive": AuthLayer._parse_interactive,
     "hostbased": AuthLayer._parse_hostbased,
 }

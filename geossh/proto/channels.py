@@ -63,6 +63,8 @@ from geossh.proto.transport import TransportLayer
 from geossh.proto.window import InboundWindow, OutboundWindow
 
 _log = logging.getLogger("geossh.channel")
+#: OpenSSH's host key rotation (PROTOCOL 2.5): the client asks us to sign keys we announced.
+HOSTKEYS_PROVE = "hostkeys-prove-00@openssh.com"
 _HEAD = struct.Struct(">BII")
 _EXT_HEAD = struct.Struct(">BIII")
 _U32 = struct.Struct(">I")
@@ -129,7 +131,7 @@ class ChannelLayer:
     """The channel table and global requests of one connection."""
 
     __slots__ = (
-        "_incoming_global",
+        "_global_replies",
         "_next_id",
         "_pending_global_replies",
         "channels",
@@ -145,7 +147,10 @@ class ChannelLayer:
         self.channels: dict[int, ChannelState] = {}
         self._next_id = 0
         self._pending_global_replies = 0
-        self._incoming_global = 0
+        # One entry per incoming request that wants a reply, oldest first: the
+        # reply message, or None while the application has not answered.
+        # Replies go out in request order (RFC 4254 §4).
+        self._global_replies: deque[bytes | None] = deque()
 
     def handle(self, payload: bytes) -> bool:
         """Process one connection-layer message; False if unknown."""
@@ -187,19 +192,35 @@ class ChannelLayer:
         reader = wire.Reader(payload, 1)
         kind = reader.ascii(256)
         want_reply = reader.boolean()
+        if want_reply and len(self._global_replies) >= self.config.max_pending_global_requests:
+            raise RemoteProtocolError("too many global requests in flight")
+        if kind == HOSTKEYS_PROVE and self.config.announce_host_keys:
+            # Answered here: the proofs need the host keys' private halves.
+            proofs = self.transport.prove_host_keys(reader.rest())
+            if proofs is None:
+                _log.info("hostkeys-prove request for a key we do not hold: refused")
+            if want_reply:
+                self._global_replies.append(_global_reply(proofs is not None, proofs or b""))
+                self._send_ready_replies()
+            return
         if want_reply:
-            self._incoming_global += 1
-            if self._incoming_global > self.config.max_pending_global_requests:
-                raise RemoteProtocolError("too many global requests in flight")
+            self._global_replies.append(None)
         self.events.append(GlobalRequestReceived(kind, want_reply, reader.rest()))
 
     def reply_global_request(self, success: bool, data: bytes = b"") -> None:
-        """Answer the oldest global request that wanted a reply."""
-        if self._incoming_global <= 0:
-            raise LocalProtocolError("no global request awaits a reply")
-        self._incoming_global -= 1
-        msg = MSG.REQUEST_SUCCESS if success else MSG.REQUEST_FAILURE
-        self.transport.send(bytes((msg,)) + (data if success else b""))
+        """Answer the oldest global request that still awaits the application's reply."""
+        replies = self._global_replies
+        for index, reply in enumerate(replies):
+            if reply is None:
+                replies[index] = _global_reply(success, data)
+                self._send_ready_replies()
+                return
+        raise LocalProtocolError("no global request awaits a reply")
+
+    def _send_ready_replies(self) -> None:
+        replies = self._global_replies
+        while replies and replies[0] is not None:
+            self.transport.send(replies.popleft())  # type: ignore[arg-type]
 
     def send_global_request(self, kind: str, want_reply: bool, data: bytes = b"") -> None:
         """Send a GLOBAL_REQUEST (e.g. a keepalive)."""
@@ -544,6 +565,12 @@ def _name(msg: int) -> str:
         return MSG(msg).name
     except ValueError:
         return f"message {msg}"
+
+
+def _global_reply(success: bool, data: bytes) -> bytes:
+    if success:
+        return bytes((MSG.REQUEST_SUCCESS,)) + data
+    return bytes((MSG.REQUEST_FAILURE,))
 
 
 def _open_failure(remote_id: int, code: int, description: str) -> bytes:

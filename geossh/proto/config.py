@@ -52,3 +52,9 @@ class ServerConfig:
     default_max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
     max_channels: int = 64
     max_pending_global_requests: int = 64
+    # OpenSSH extensions (PROTOCOL): EXT_INFO advertises publickey-hostbound
+    # and ping; after authentication the client hears every host key we hold
+    # (hostkeys-00) and may ask us to prove them (hostkeys-prove-00).
+    hostbound_auth: bool = True
+    ping: bool = True
+    announce_host_keys: bool = True

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from geossh.errors import RemoteProtocolError
+from geossh.proto import wire
 from geossh.proto.auth import AuthLayer
 from geossh.proto.channels import ChannelLayer
 from geossh.proto.config import ServerConfig
@@ -227,10 +228,24 @@ class Connection:
             handled = self.channels.handle(payload)
         elif msg in _AUTH_MESSAGES:
             handled = self.auth.handle(seq, payload)
+        elif msg == MSG.PING and self.config.ping:
+            self._on_ping(payload)
+            handled = True
         else:
             handled = False
         if not handled:
             self.transport.send_unimplemented(seq)
+
+    def _on_ping(self, payload: bytes) -> None:
+        """OpenSSH's PING (PROTOCOL 1.8): a PONG with the same data, once authenticated.
+
+        As sshd, a ping before authentication gets no answer. Each ping costs
+        one reply the peer must read: the driver's output cap stops reading
+        from a peer that does not.
+        """
+        data = wire.Reader(payload, 1).string(self.config.max_packet_size)
+        if self.auth.authenticated:
+            self.transport.send(bytes((MSG.PONG,)) + wire.string(data))
 
     # -- output -------------------------------------------------------------------
     def data_to_send(self) -> bytes:

@@ -46,6 +46,8 @@ class MSG(enum.IntEnum):
     CHANNEL_REQUEST = 98
     CHANNEL_SUCCESS = 99
     CHANNEL_FAILURE = 100
+    PING = 192  # OpenSSH's transport ping (PROTOCOL 1.8, "ping@openssh.com")
+    PONG = 193
 
 
 # Aliases for the method-specific numbers, so call sites read naturally.

@@ -94,6 +94,8 @@ _DATA_MESSAGES = frozenset({MSG.CHANNEL_DATA, MSG.CHANNEL_EXTENDED_DATA})
 # without bound while it delays its KEXINIT (the ping-during-kex problem,
 # CVE-2025-26466); past this many the connection ends.
 MAX_HELD_CONTROL = 1024
+#: Longest host key blob read from a hostkeys-prove request (RSA 16384 is ~2 KiB).
+MAX_HOST_KEY_BLOB = 16 * 1024
 
 
 class KexState(enum.Enum):
@@ -129,6 +131,7 @@ class TransportLayer:
         self.started_at = now
         self.client_version: str | None = None
         self.session_id: bytes | None = None
+        self._host_key_blob: bytes | None = None
         self.negotiated: Negotiated | None = None
         self.initial_kex_done = False
         self.strict_kex = False
@@ -479,6 +482,8 @@ class TransportLayer:
         assert negotiated is not None
         if self.session_id is None:
             self.session_id = kex.exchange_hash
+            host_key = self.config.host_keys[KEY_TYPE_FOR_ALGORITHM[negotiated.host_key]]
+            self._host_key_blob = host_key.public_blob
         out_keys = self._derive(kex, negotiated, outbound=True)
         self._pending_in_keys = self._derive(kex, negotiated, outbound=False)
         self.writer.queue(bytes((MSG.NEWKEYS,)))
@@ -572,15 +577,68 @@ class TransportLayer:
         )
 
     def _send_ext_info(self) -> None:
-        """Queue EXT_INFO with server-sig-algs (RFC 8308 §3.1), once."""
+        """Queue EXT_INFO, once: server-sig-algs (RFC 8308 §3.1) and OpenSSH's
+        publickey-hostbound and ping extensions (PROTOCOL 3.1, 1.8)."""
         self._ext_info_due = False
-        value = ",".join(self.config.server_sig_algs)
-        self.writer.queue(
-            bytes((MSG.EXT_INFO,))
-            + wire.u32(1)
-            + wire.string(b"server-sig-algs")
-            + wire.string(value)
+        config = self.config
+        extensions = [(b"server-sig-algs", ",".join(config.server_sig_algs).encode())]
+        if config.hostbound_auth:
+            extensions.append((b"publickey-hostbound@openssh.com", b"0"))
+        if config.ping:
+            extensions.append((b"ping@openssh.com", b"0"))
+        body = b"".join(wire.string(name) + wire.string(value) for name, value in extensions)
+        self.writer.queue(bytes((MSG.EXT_INFO,)) + wire.u32(len(extensions)) + body)
+
+    @property
+    def host_key_blob(self) -> bytes | None:
+        """The public blob of the host key this connection's first kex proved."""
+        return self._host_key_blob
+
+    def announce_host_keys(self) -> None:
+        """Send every plain host key we hold (``hostkeys-00@openssh.com``, no reply)."""
+        blobs = [key.public_blob for key in self.config.host_keys.values()]
+        if not blobs or not self.config.announce_host_keys:
+            return
+        self.send(
+            bytes((MSG.GLOBAL_REQUEST,))
+            + wire.string(b"hostkeys-00@openssh.com")
+            + wire.boolean(False)
+            + b"".join(wire.string(blob) for blob in blobs)
         )
+
+    def prove_host_keys(self, data: bytes) -> bytes | None:
+        """The REQUEST_SUCCESS body for ``hostkeys-prove-00@openssh.com``, or None.
+
+        ``data`` holds key blobs; each must be one of ours (else None: the
+        request fails, as sshd's does). Each gets a signature over the
+        request name, the session id and the blob; RSA keys sign with the
+        kex's RSA algorithm when that was one, else rsa-sha2-512.
+        """
+        ours = {key.public_blob: key for key in self.config.host_keys.values()}
+        reader = wire.Reader(data, 0)
+        proofs = []
+        try:
+            while reader.remaining:
+                if len(proofs) >= len(ours):
+                    return None  # more keys than we hold: a repeat or a stranger
+                key = ours.get(reader.string(MAX_HOST_KEY_BLOB))
+                if key is None or self.session_id is None:
+                    return None
+                signed = (
+                    wire.string(b"hostkeys-prove-00@openssh.com")
+                    + wire.string(self.session_id)
+                    + wire.string(key.public_blob)
+                )
+                proofs.append(wire.string(key.sign(signed, self._proof_algorithm(key))))
+        except RemoteProtocolError:
+            return None
+        return b"".join(proofs)
+
+    def _proof_algorithm(self, key: SSHKey) -> str | None:
+        negotiated = self.negotiated
+        if negotiated is not None and negotiated.host_key in key.signature_algorithms():
+            return negotiated.host_key
+        return None  # the key's default (rsa-sha2-512 for RSA)
 
     def _check_rekey_volume(self, now: float | None) -> None:
         if self.kex_state is not KexState.IDLE or not self.initial_kex_done or self.closed:

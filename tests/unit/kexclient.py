@@ -63,7 +63,8 @@ def host_key() -> ssh_keys.SSHKey:
 
 def server_config(**overrides: Any) -> ServerConfig:
     """A server configuration with the shared host key (tests override timeouts)."""
-    return ServerConfig(host_keys={"ssh-ed25519": host_key()}, **overrides)
+    overrides.setdefault("host_keys", {"ssh-ed25519": host_key()})
+    return ServerConfig(**overrides)
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,14 @@ class FakeTransport:
         self.session_id: bytes | None = SID
         self.started_at = 1000.0
         self.sent: list[bytes] = []
+        self.host_key_blob = b"our host key blob"
+        self.announced = 0
 
     def send(self, payload: bytes) -> None:
         self.sent.append(payload)
+
+    def announce_host_keys(self) -> None:
+        self.announced += 1
 
     def pop(self) -> bytes:
         assert len(self.sent) == 1, self.sent
