@@ -15,7 +15,9 @@ same) driven by ``geossh.authorized_keys``:
   attempt, as sshd does, so edits apply to the next login;
 * OpenSSH user certificates are accepted through ``cert-authority`` lines
   (``AuthorizedKeys.authorize_certificate``: principals, validity window,
-  critical options), as sshd does without TrustedUserCAKeys;
+  critical options), as sshd does without TrustedUserCAKeys; the entry it
+  returns is already narrowed by the certificate's ``permit-*`` extensions
+  and ``force-command`` (``-O no-pty`` certificates get no pty);
 * ``command=`` forces the command (the client's one is reported as
   SSH_ORIGINAL_COMMAND would be), ``no-pty``/``restrict`` refuse a pty;
 * an optional password (``GEOSSH_EXAMPLE_PASSWORD``) is compared in constant

@@ -4,7 +4,9 @@ Parses lines of ``[options] keytype base64 [comment]`` into
 ``AuthorizedKey`` entries and answers sshd's questions: which entry
 authorises this key from this address now (``find``), and which
 ``cert-authority`` entry authorises this certificate (``find_ca``,
-``authorize_certificate``). Options follow OpenSSH's ``sshauthopt_parse``:
+``authorize_certificate``, which also applies the certificate's
+``permit-*`` extensions and ``force-command`` to the entry it returns, as
+sshd does). Options follow OpenSSH's ``sshauthopt_parse``:
 case-insensitive names, double-quoted values in which ``\\"`` is a quote,
 ``restrict`` then re-enabling flags in order, duplicate ``command``/
 ``from``/``principals`` rejected, the earliest ``expiry-time`` kept.
@@ -53,6 +55,14 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 _BLANK = " \t"
 _BLANKS = re.compile(r"[ \t]+")
 _FLAGS = ("port-forwarding", "agent-forwarding", "x11-forwarding", "pty", "user-rc")
+# Certificate extensions (PROTOCOL.certkeys) and the entry fields they gate.
+CERT_PERMITS = {
+    "permit-port-forwarding": "permit_port_forwarding",
+    "permit-agent-forwarding": "permit_agent_forwarding",
+    "permit-X11-forwarding": "permit_x11_forwarding",
+    "permit-pty": "permit_pty",
+    "permit-user-rc": "permit_user_rc",
+}
 _VALUED = (
     "command",
     "environment",
@@ -106,6 +116,27 @@ class AuthorizedKey:
     def is_expired(self, now: float) -> bool:
         """True once ``expiry-time`` has passed."""
         return self.expiry_time is not None and self.expiry_time < now
+
+    def restricted_by(self, cert: Certificate) -> AuthorizedKey:
+        """This ``cert-authority`` entry as it applies to a login with ``cert`` (sshd's merge).
+
+        Each ``permit_*`` holds only if the line allows it and the certificate
+        carries its ``permit-*`` extension, so a certificate made with
+        ``ssh-keygen -O no-pty`` (or ``-O clear``) gets no pty whatever the
+        line says; ``touch_required`` stays unless both waive it; the
+        certificate's ``force-command`` applies when the line has no
+        ``command=`` (``authorize_certificate`` refuses two that differ).
+        """
+        permits: dict[str, Any] = {
+            field: bool(getattr(self, field)) and extension in cert.extensions
+            for extension, field in CERT_PERMITS.items()
+        }
+        return dataclasses.replace(
+            self,
+            command=self.command if self.command is not None else cert.force_command,
+            touch_required=self.touch_required or "no-touch-required" not in cert.extensions,
+            **permits,
+        )
 
     def allows_open(self, host: str, port: int) -> bool:
         """May a ``direct-tcpip`` channel go to ``host:port`` (``permitopen``)?"""
@@ -528,6 +559,9 @@ class AuthorizedKeys:
         principal must be one of the entry's ``principals=`` if given, else
         ``username``; the certificate must pass ``validate_user_certificate``
         and its ``force-command`` must agree with the entry's ``command``.
+        The entry returned is ``entry.restricted_by(cert)``: its ``permit_*``
+        flags and ``command`` already include the certificate's extensions
+        and ``force-command``, so act on it as on a plain key's entry.
         """
         when = time.time() if now is None else now
         reason = f"no cert-authority entry for CA {cert.signature_key.fingerprint_sha256()}"
@@ -551,6 +585,6 @@ class AuthorizedKeys:
             if result is None and all(forced) and forced[0] != forced[1]:
                 result = "forced command options do not match"
             if result is None:
-                return entry, None
+                return entry.restricted_by(cert), None
             reason = result
         return None, reason

@@ -4,8 +4,13 @@
 per-connection ``ServerInterface``: public keys from authorized_keys files
 (read per connection, so edits apply to the next login) honouring sshd's
 ``from=``, ``expiry-time``, ``command=`` (a forced command, with
-SSH_ORIGINAL_COMMAND), ``no-pty``/``restrict``, ``no-port-forwarding``, ``permitopen`` and
-``permitlisten``; forwarding (``geossh.forward``) only when enabled;
+SSH_ORIGINAL_COMMAND), ``no-pty``/``restrict``, ``no-port-forwarding``,
+``no-agent-forwarding``, ``no-X11-forwarding``, ``permitopen`` and
+``permitlisten``; OpenSSH user certificates through ``cert-authority``
+lines only (as sshd: never through a plain line of the certified key),
+with the line's options narrowed by the certificate's ``permit-*``
+extensions and its ``force-command``; ``permit-user-rc`` has nothing to
+gate, as ``~/.ssh/rc`` is never run; forwarding (``geossh.forward``) only when enabled;
 an optional password compared in constant time. Sessions run through
 ``OSCommand`` (real shells with a pty, exec with pipes); ``scp -t/-f``
 commands are served by ``ScpHandler`` confined to the SFTP root; the
@@ -29,6 +34,7 @@ from geossh.common import (
 )
 from geossh.forward import ForwardingPolicy, ForwardingServer
 from geossh.oscommand import OSCommand
+from geossh.proto.keys import KeyParseError, parse_certificate
 from geossh.session import Session
 
 log = logging.getLogger("geossh.server")
@@ -173,11 +179,26 @@ class ServeInterface(ForwardingServer):
     def check_auth_publickey(self, username: str, key: Any) -> int:
         if username != self.app.user:
             return AUTH_FAILED
+        blob = getattr(key, "public_blob", None)
+        try:
+            certificate = parse_certificate(blob.key_blob) if blob is not None else None
+        except KeyParseError:
+            return AUTH_FAILED  # the core parsed it already; never fall back to plain lines
+        entry: AuthorizedKey | None = None
+        reason: str | None = "no cert-authority line"
         for path in self.app.authorized_keys:
-            entry = AuthorizedKeys.load(path).find(key, source_address=self.peer)
+            keys = AuthorizedKeys.load(path)
+            if certificate is None:
+                entry = keys.find(key, source_address=self.peer)
+            else:  # as sshd: only cert-authority lines, restricted by the extensions
+                entry, reason = keys.authorize_certificate(
+                    certificate, username=username, source_address=self.peer
+                )
             if entry is not None:
                 self.entry = entry
                 return AUTH_SUCCESSFUL
+        if certificate is not None:
+            log.info("Certificate %r refused: %s", certificate.key_id, reason)
         return AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
@@ -212,3 +233,13 @@ class ServeInterface(ForwardingServer):
         if self.entry is not None and not self.entry.permit_port_forwarding:
             return False
         return super().check_streamlocal_forward_request(path)
+
+    def check_channel_x11_request(self, channel: Any, *args: Any) -> bool:
+        if self.entry is not None and not self.entry.permit_x11_forwarding:
+            return False  # no-X11-forwarding / a certificate without permit-X11-forwarding
+        return super().check_channel_x11_request(channel, *args)
+
+    def check_channel_forward_agent_request(self, channel: Any) -> bool:
+        if self.entry is not None and not self.entry.permit_agent_forwarding:
+            return False  # no-agent-forwarding / a certificate without permit-agent-forwarding
+        return super().check_channel_forward_agent_request(channel)

@@ -41,7 +41,8 @@ def _build_serve(*flags: str) -> dict:  # type: ignore[type-arg]
 def _geossh(home: Path, *flags: str) -> tuple[int, list[str]]:
     env = python_env(HOME=str(home))
     env.pop("XDG_STATE_HOME", None)
-    result = run([sys.executable, "-m", "geossh", "serve", "--port", "0", *flags], env=env)
+    argv = [sys.executable, "-m", "geossh", "serve", "--port", "0", *flags]
+    result = run(argv, env=env, timeout=20)  # a server that starts instead is killed
     assert result.stdout == b""
     return result.returncode, result.stderr.decode().splitlines()
 

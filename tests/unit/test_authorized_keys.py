@@ -388,3 +388,45 @@ def test_non_ascii_digits_are_rejected_not_raised(
     with caplog.at_level(logging.WARNING, logger="geossh.auth"):
         assert len(AuthorizedKeys.parse(f"{options} {bare(d, 'alice')}")) == 0
     assert "skipped" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("options", "line", "expected"),
+    [
+        ((), "", (True, True, True, True, True)),
+        (("-O", "no-pty"), "", (False, True, True, True, True)),
+        (("-O", "no-port-forwarding"), "", (True, False, True, True, True)),
+        (
+            ("-O", "no-agent-forwarding", "-O", "no-x11-forwarding"),
+            "",
+            (True, True, False, False, True),
+        ),
+        (("-O", "no-user-rc"), "", (True, True, True, True, False)),
+        (("-O", "clear"), "", (False, False, False, False, False)),
+        (("-O", "clear", "-O", "permit-pty"), "", (True, False, False, False, False)),
+        ((), "no-pty,", (False, True, True, True, True)),  # the line restricts too
+        (("-O", "no-pty"), "restrict,pty,", (False, False, False, False, False)),
+    ],
+)
+def test_certificate_extensions_restrict_the_entry(
+    d: Path, tmp_path: Path, options: tuple[str, ...], line: str, expected: tuple[bool, ...]
+) -> None:
+    """sshd's merge: a permission needs both the line and the certificate's extension."""
+    ak = AuthorizedKeys.parse(f"{line}cert-authority {pub(d, 'ca')}")
+    cert = issue(d, tmp_path, "-n", "bob", *options)
+    entry, reason = ak.authorize_certificate(cert, username="bob", now=int(time.time()))
+    assert reason is None and entry is not None
+    got = (entry.permit_pty, entry.permit_port_forwarding, entry.permit_agent_forwarding,
+           entry.permit_x11_forwarding, entry.permit_user_rc)  # fmt: skip
+    assert got == expected
+    assert entry.allows_open("h", 1) is expected[1] and entry.allows_listen("h", 1) is expected[1]
+
+
+def test_certificate_force_command_becomes_the_entry_command(d: Path, tmp_path: Path) -> None:
+    cert = issue(d, tmp_path, "-n", "bob", "-O", "force-command=/bin/a")
+    plain = AuthorizedKeys.parse(f"cert-authority {pub(d, 'ca')}")
+    entry, _ = plain.authorize_certificate(cert, username="bob", now=int(time.time()))
+    assert entry is not None and entry.command == "/bin/a"
+    free = issue(d, tmp_path, "-n", "bob")
+    entry, _ = plain.authorize_certificate(free, username="bob", now=int(time.time()))
+    assert entry is not None and entry.command is None
