@@ -338,6 +338,22 @@ def test_example_certificate_through_cert_authority_line(example: Any) -> None:
     assert "command: deploy" in result.stdout.decode()
 
 
+def test_example_certificate_without_permit_pty_gets_no_pty(example: Any, keydir: Path) -> None:
+    """authorize_certificate narrows the cert-authority entry by the certificate's extensions."""
+    for suffix in ("", ".pub"):
+        shutil.copy(keydir / f"other_ed25519{suffix}", example.dir / f"ops-nopty{suffix}")
+    (example.dir / "ops-nopty").chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-s", str(example.dir / "ca"), "-I", "ops-nopty",
+                    "-n", "ops", "-O", "no-pty", str(example.dir / "ops-nopty.pub")],
+                   check=True)  # fmt: skip
+    refused = example_ssh(example, example.dir / "ops-nopty", "top", options=("-tt",))
+    assert b"PTY allocation request failed" in refused.stderr, refused.stderr
+    result = example_ssh(example, example.dir / "ops-nopty", "deploy")
+    assert result.returncode == 0 and "command: deploy" in result.stdout.decode()
+    full = example_ssh(example, example.dir / "ops", "top", options=("-tt",))
+    assert full.returncode == 0 and b"PTY allocation request failed" not in full.stderr
+
+
 def test_example_password(example: Any) -> None:
     result = example_ssh(example, None, "id", password=EXAMPLE_PASSWORD)
     assert result.returncode == 0, result.stderr
