@@ -138,6 +138,27 @@ class SFTPServerInterface:
             return SFTP_NO_SUCH_FILE
         return self.canonicalize(path)
 
+    def home_directory(self, username: str) -> str | int:
+        """``home-directory``: the home directory of ``username`` ('' = this user).
+
+        Always advertised; by default this user's home is what
+        ``canonicalize(".")`` returns and any other user gives
+        SFTP_NO_SUCH_FILE.
+        """
+        if username == "":
+            return self.canonicalize(".")
+        return SFTP_NO_SUCH_FILE
+
+    def users_groups_by_id(
+        self, uids: list[int], gids: list[int]
+    ) -> tuple[list[str], list[str]] | int:
+        """``users-groups-by-id@openssh.com``: a name per id, in order ('' if none).
+
+        Advertised only when overridden; OpenSSH's ``sftp ls -l`` then shows
+        these names.
+        """
+        return SFTP_OP_UNSUPPORTED
+
     def copy_data(
         self,
         read_handle: SFTPHandle,

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import errno
 import functools
+import grp
 import os
+import pwd
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -390,6 +392,12 @@ class LocalSFTPServer(SFTPServerInterface):
         return self._setstat(path, attr, False)
 
     # -- paths and links ------------------------------------------------------------------
+    def users_groups_by_id(
+        self, uids: list[int], gids: list[int]
+    ) -> tuple[list[str], list[str]] | int:
+        """This host's user and group names (as sshd's sftp-server gives them)."""
+        return _names(uids, _user_name), _names(gids, _group_name)
+
     @_codes
     def canonicalize(self, path: str) -> str | int:
         """REALPATH: canonical path inside the root (the last component may be missing)."""
@@ -466,3 +474,24 @@ class LocalSFTPServer(SFTPServerInterface):
             remaining -= len(data) if remaining > 0 else 0
             fairness.checkpoint()  # a long copy lets other connections run
         return SFTP_OK
+
+
+def _user_name(uid: int) -> str:
+    return pwd.getpwuid(uid).pw_name
+
+
+def _group_name(gid: int) -> str:
+    return grp.getgrgid(gid).gr_name
+
+
+def _names(ids: list[int], lookup: Callable[[int], str]) -> list[str]:
+    """A name per id ('' where there is none), yielding between lookups that may be slow."""
+    out = []
+    for index, ident in enumerate(ids):
+        if index % 32 == 31:
+            fairness.checkpoint()
+        try:
+            out.append(lookup(ident))
+        except (KeyError, OverflowError):
+            out.append("")
+    return out

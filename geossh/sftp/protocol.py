@@ -330,6 +330,8 @@ EXTENDED_FIELDS: dict[str, tuple[int, ...]] = {
     "lsetstat@openssh.com": (TEXT, ATTRS),
     "limits@openssh.com": (),
     "expand-path@openssh.com": (TEXT,),
+    "home-directory": (TEXT,),
+    "users-groups-by-id@openssh.com": (STRING, STRING),
     "copy-data": (HANDLE, U64, U64, HANDLE, U64),
     "check-file": (HANDLE, STRING, U64, U64, U32),
     "check-file-handle": (HANDLE, STRING, U64, U64, U32),

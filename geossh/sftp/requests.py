@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,10 @@ _HASHES: dict[str, Callable[[], Any]] = {
     "sha512": hashlib.sha512,
 }
 
+#: Most user and group ids one users-groups-by-id request may ask about (each
+#: lookup may consult the system's user database).
+MAX_NAME_LOOKUPS = 1024
+
 # (extension name, version string, interface method that must be overridden or None)
 EXTENSIONS: tuple[tuple[str, str, str | None], ...] = (
     ("posix-rename@openssh.com", "1", "posix_rename"),
@@ -42,6 +47,8 @@ EXTENSIONS: tuple[tuple[str, str, str | None], ...] = (
     ("lsetstat@openssh.com", "1", "lsetstat"),
     ("limits@openssh.com", "1", None),
     ("expand-path@openssh.com", "1", None),
+    ("home-directory", "1", None),
+    ("users-groups-by-id@openssh.com", "1", "users_groups_by_id"),
     ("copy-data", "1", None),
     ("check-file", "md5,sha1,sha256,sha512", None),
 )
@@ -140,6 +147,8 @@ class RequestHandlers:
             "lsetstat@openssh.com": self._x_lsetstat,
             "limits@openssh.com": self._x_limits,
             "expand-path@openssh.com": self._x_expand_path,
+            "home-directory": self._x_home_directory,
+            "users-groups-by-id@openssh.com": self._x_users_groups_by_id,
             "copy-data": self._x_copy_data,
             "check-file": self._x_check_file,
             "check-file-handle": self._x_check_file,
@@ -374,6 +383,32 @@ class RequestHandlers:
 
     def _x_expand_path(self, rid: int, out: Out, path: str) -> None:
         self._name_reply(rid, self.server.expand_path(path), out)
+
+    def _x_home_directory(self, rid: int, out: Out, username: str) -> None:
+        self._name_reply(rid, self.server.home_directory(username), out)
+
+    def _x_users_groups_by_id(self, rid: int, out: Out, uids: bytes, gids: bytes) -> None:
+        """Names for ids (OpenSSH PROTOCOL 4.12); '' for an id without one."""
+        if len(uids) % 4 or len(gids) % 4:
+            out.append(p.encode_status(rid, p.SFTP_BAD_MESSAGE, "id lists must be uint32s"))
+            return
+        ids = [struct.unpack(f">{len(raw) // 4}I", raw) for raw in (uids, gids)]
+        if len(ids[0]) + len(ids[1]) > MAX_NAME_LOOKUPS:
+            out.append(p.encode_status(rid, p.SFTP_FAILURE, "Too many ids in one request"))
+            return
+        result = self.server.users_groups_by_id(list(ids[0]), list(ids[1]))
+        if isinstance(result, int):
+            out.append(status(rid, result))
+            return
+        users, groups = result
+        if len(users) != len(ids[0]) or len(groups) != len(ids[1]):
+            out.append(p.encode_status(rid, p.SFTP_FAILURE, "Name lookup failed"))
+            return
+        body = b"".join(
+            p.encode_string(b"".join(p.encode_string(name) for name in names))
+            for names in (users, groups)
+        )
+        out.append(p.encode_extended_reply(rid, body))
 
     def _x_copy_data(
         self, rid: int, out: Out, src: bytes, src_off: int, length: int, dst: bytes, dst_off: int

@@ -398,6 +398,8 @@ def test_version_advertises_openssh_extensions(root: Path, timeout: None) -> Non
         "lsetstat@openssh.com": "1",
         "limits@openssh.com": "1",
         "expand-path@openssh.com": "1",
+        "home-directory": "1",
+        "users-groups-by-id@openssh.com": "1",
         "copy-data": "1",
         "check-file": "md5,sha1,sha256,sha512",
     }
@@ -409,7 +411,9 @@ def test_version_advertises_openssh_extensions(root: Path, timeout: None) -> Non
 def test_stub_gets_only_what_it_implements(timeout: None) -> None:
     session = start(StubServer, init=False)
     exts = session.client.init()
-    assert set(exts) == {"limits@openssh.com", "expand-path@openssh.com", "copy-data", "check-file"}
+    assert set(exts) == {
+        "limits@openssh.com", "expand-path@openssh.com", "home-directory", "copy-data", "check-file"
+    }  # fmt: skip
     session.end()
 
 
@@ -511,6 +515,8 @@ def test_extensions(local: Session, root: Path) -> None:
     limits = struct.unpack(">4Q", c.ext("limits@openssh.com").payload)
     assert limits == (p.MAX_PACKET, p.MAX_READ, p.MAX_WRITE, 1024)
     assert c.ext("expand-path@openssh.com", "~/y").names[0][0] == b"/y"
+    assert c.ext("home-directory", "").names[0][0] == b"/"
+    assert c.ext("home-directory", "someone-else").code == p.SFTP_NO_SUCH_FILE
     assert c.ext("lsetstat@openssh.com", "/y", p.encode_attrs(atime=5, mtime=6)).code == 0
     src = c.open("/y", p.SFTP_FLAG_READ)
     dst = c.open("/copy")
@@ -1018,3 +1024,38 @@ def test_openssh_scp_sftp_mode(shim: Path, root: Path, tmp_path: Path) -> None:
     result = scp_run("host:/../../etc/passwd", str(tmp_path / "pw"))
     assert result.returncode != 0
     assert not (tmp_path / "pw").exists()
+
+
+def _names(blob: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(blob):
+        (n,) = struct.unpack_from(">I", blob, pos)
+        out.append(blob[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return out
+
+
+def test_users_groups_by_id(local: Session) -> None:
+    """OpenSSH PROTOCOL 4.12: a name per id in request order, '' for unknown ids."""
+    import grp
+    import pwd
+
+    c = local.client
+    uid, gid = os.getuid(), os.getgid()
+    unknown = 0xFFFFFFF0
+    reply = c.ext(
+        "users-groups-by-id@openssh.com",
+        struct.pack(">3I", uid, unknown, uid),
+        struct.pack(">I", gid),
+    )
+    assert reply.type == p.CMD_EXTENDED_REPLY
+    (ulen,) = struct.unpack_from(">I", reply.payload)
+    users = _names(reply.payload[4 : 4 + ulen])
+    groups = _names(reply.payload[8 + ulen :])
+    me = pwd.getpwuid(uid).pw_name.encode()
+    assert users == [me, b"", me]
+    assert groups == [grp.getgrgid(gid).gr_name.encode()]
+    assert c.ext("users-groups-by-id@openssh.com", b"\x00\x01", b"").code == p.SFTP_BAD_MESSAGE
+    too_many = struct.pack(">1025I", *([uid] * 1025))
+    assert c.ext("users-groups-by-id@openssh.com", too_many, b"").code == p.SFTP_FAILURE
+    assert c.ext("users-groups-by-id@openssh.com", b"", b"").payload == b"\x00" * 8

@@ -181,3 +181,21 @@ def test_asyncssh_sftp_client(sftp_server: ServerHarness) -> None:
     got, expected, block_size = in_thread(lambda: asyncio.run(_asyncssh_session(sftp_server.port)))
     assert got == expected
     assert block_size > 0
+
+
+def test_openssh_sftp_ls_shows_owner_names(sftp_server: ServerHarness, tmp_path: Path) -> None:
+    """OpenSSH >= 9.1 asks users-groups-by-id@openssh.com for ``ls -l``; the longname
+    alone has numeric ids."""
+    import grp
+    import pwd
+
+    root = sftp_server.sftp_root
+    assert root is not None
+    (root / "owned.txt").write_text("mine")
+    result = _sftp_batch(sftp_server, "ls -l owned.txt", tmp_path)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    lines = result.stdout.decode().splitlines()
+    line = next(x for x in lines if x.endswith("owned.txt") and not x.startswith("sftp>"))
+    fields = line.split()
+    assert fields[2] == pwd.getpwuid(os.getuid()).pw_name, line
+    assert fields[3] == grp.getgrgid(os.getgid()).gr_name, line
