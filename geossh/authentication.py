@@ -51,6 +51,14 @@ _RESULTS = (AUTH_SUCCESSFUL, AUTH_PARTIALLY_SUCCESSFUL, AUTH_FAILED)
 _FOLLOW_UP = object()  # a decision returned this: INFO_REQUEST or PASSWD_CHANGEREQ was sent
 _DEFAULT_CHANGE_PROMPT = "Password expired; enter a new password."
 _METHODS = ("none", "password", "publickey", "keyboard-interactive", "hostbased")
+_BASE_METHODS = {"password-change": "password",
+                 "keyboard-interactive-response": "keyboard-interactive"}  # fmt: skip
+_RESULT_NAMES = {
+    Outcome.SUCCESS: "accepted",
+    Outcome.PARTIAL: "partial",
+    Outcome.FAILURE: "refused",
+    Outcome.DISCONNECT: "refused",
+}
 _VERDICTS = {
     Outcome.SUCCESS: "granted",
     Outcome.PARTIAL: "partially successful",
@@ -75,6 +83,7 @@ class AuthBridge:
         self.auth = auth
         self.log = logger
         self.peer_address: str | None = None
+        self.transport: Any = None  # its observer hears every answer
         self._last_allowed = ""
 
     def banner(self) -> None:
@@ -95,7 +104,9 @@ class AuthBridge:
         if details.get("rejected"):
             self.log.info("Auth rejected (%r): %s.", method, printable(details["rejected"]))
             shown = method if method.isidentifier() or method in _METHODS else repr(method)
-            self._answer(username, AUTH_FAILED, shown, bool(details.get("username_valid")))
+            valid = bool(details.get("username_valid"))
+            outcome = self._answer(username, AUTH_FAILED, shown, valid)
+            self._observe(username, method, outcome, details)
             return
         decide = {
             "none": self._none,
@@ -108,7 +119,17 @@ class AuthBridge:
         }[method]
         result = decide(username, details)
         if result is not _FOLLOW_UP:
-            self._answer(username, result, method)
+            self._observe(username, method, self._answer(username, result, method), details)
+
+    def _observe(
+        self, username: str, method: str, outcome: Outcome, details: dict[str, Any]
+    ) -> None:
+        """Tell the transport's observer (PK_OK is a question answered, not an attempt)."""
+        observer = getattr(self.transport, "observer", None)
+        if observer is None or outcome is Outcome.PK_OK:
+            return
+        method = _BASE_METHODS.get(method, method)
+        observer.auth(self.transport, username, method, _RESULT_NAMES[outcome], details)
 
     # -- one method each ----------------------------------------------------------
     def _none(self, username: str, details: dict[str, Any]) -> Any:
@@ -206,7 +227,7 @@ class AuthBridge:
         return self._call(check, AUTH_FAILED, username, pkey, host, user)
 
     # -- helpers ----------------------------------------------------------------
-    def _answer(self, username: str, result: Any, method: str, ask_app: bool = True) -> None:
+    def _answer(self, username: str, result: Any, method: str, ask_app: bool = True) -> Outcome:
         result = self._result(result, method)
         outcome = self.auth.outcome(result)
         allowed = ""
@@ -217,6 +238,7 @@ class AuthBridge:
         else:
             self.log.info("Auth %s (%s).", _VERDICTS[outcome], method)
         self.auth.answer(result, allowed)
+        return outcome
 
     def _allowed(self, username: str) -> str:
         allowed = self._call(self.server.get_allowed_auths, "password", username)

@@ -71,6 +71,12 @@ def _close_fds(*fds: int) -> None:
 class Channel(ClosingContextManager):
     """One SSH channel: a socket-like object (paramiko.Channel)."""
 
+    # For observers (geossh.observer), set on first use: data bytes each way, the
+    # exit status or signal sent, whether channel_opened was reported (then the close is).
+    _bytes_in = _bytes_out = 0
+    _exit_sent: int | str | None = None
+    _observed = False
+
     def __init__(self, chanid: int) -> None:
         self.chanid = chanid
         self.remote_chanid = 0
@@ -275,6 +281,7 @@ class Channel(ClosingContextManager):
         except LocalProtocolError:
             return 0
         _flush_soon(transport)
+        self._bytes_out += sent
         if isinstance(s, str):
             return len(bytes(data[:sent]).decode("utf-8", "ignore"))
         return sent
@@ -326,6 +333,7 @@ class Channel(ClosingContextManager):
 
     def send_exit_status(self, status: int) -> None:
         """Send the ``exit-status`` request (RFC 4254 §6.10); call before ``close``."""
+        self._exit_sent = status
         self._send_request("exit-status", wire.u32(status & 0xFFFFFFFF))
 
     def send_exit_signal(
@@ -340,6 +348,7 @@ class Channel(ClosingContextManager):
         ``signal_name`` is given without "SIG" (``"TERM"``, ``"KILL"``), as sshd
         sends it when the command was killed by a signal.
         """
+        self._exit_sent = signal_name.removeprefix("SIG")
         self._send_request(
             "exit-signal",
             wire.string(signal_name.removeprefix("SIG"))
@@ -493,6 +502,8 @@ class Channel(ClosingContextManager):
         self._feed_parts((data,), stream)
 
     def _feed_parts(self, parts: Iterable[bytes], stream: int) -> None:
+        parts = tuple(parts)  # the same tuple when given one
+        self._bytes_in += sum(map(len, parts))
         if stream == 0 or (stream == 1 and self.combine_stderr):
             self.in_buffer.feed_many(parts)
         elif stream == 1:
@@ -539,6 +550,12 @@ class Channel(ClosingContextManager):
             self._replies.pop(0)[0].set()
         self._replies = None
         self._update_pipe()
+        if self._observed:  # reported once, however many ways the channel closes
+            self._observed = False
+            transport = self.transport
+            observer = getattr(transport, "observer", None)
+            if observer is not None:
+                observer.channel_closed(transport, self)
 
 
 def _flush_soon(transport: Transport) -> None:

@@ -72,6 +72,7 @@ class EventDispatch:
     server_accepts: list[Channel]
     completion_event: Any
     on_authenticated: Any
+    observer: Any
     active: bool
     _flush: Callable[[], None]
 
@@ -131,6 +132,8 @@ class EventDispatch:
         self.agreed_on_strict_kex = core.strict_kex
         if event.initial:
             self.initial_kex_done = True
+            if self.observer is not None:
+                self.observer.kex_done(self)
             if self.completion_event is not None:
                 self.completion_event.set()
         self._wake_kex()
@@ -171,6 +174,7 @@ class EventDispatch:
         if self._start_channel_handler(server, chan):
             return
         self._conn.channels.accept_channel(chanid)
+        self._observe_open(chan)
         self.server_accepts.append(chan)
         self._wake_accept()
         self.logger.debug("Secsh channel %d (%s) opened.", chanid, printable(event.kind))
@@ -207,6 +211,7 @@ class EventDispatch:
             code, text = result if isinstance(result, tuple) else (result, "")
             opened = self._finish_open(chan, int(code), str(text))
             if opened:
+                self._observe_open(chan, getattr(handler, "target", None))
                 handler.run(chan)
         except Exception:
             kind = printable(chan.kind)
@@ -231,6 +236,12 @@ class EventDispatch:
             self.logger.debug("Secsh channel %d (%s) opened.", chan.chanid, printable(chan.kind))
         self._flush()
         return code == OPEN_SUCCEEDED
+
+    def _observe_open(self, chan: Channel, target: Any = None) -> None:
+        """Report an open channel to the observer (which then hears of its close)."""
+        if self.observer is not None:
+            chan._observed = True
+            self.observer.channel_opened(self, chan, target)
 
     def _on_channel_request(self, event: ev.ChannelRequestReceived) -> None:
         chan = self._channels.get(event.channel_id)

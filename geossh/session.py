@@ -401,21 +401,27 @@ class SessionDispatcher:
     def check_channel_exec_request(self, channel: Channel, command: bytes) -> bool:
         """Run the exec handler (or ask the interface when there is none)."""
         if self.handlers.exec is None:
-            return bool(self.server.check_channel_exec_request(channel, command))
-        return self._start(channel, "exec", self.handlers.exec, command=bytes(command))
+            ok = bool(self.server.check_channel_exec_request(channel, command))
+        else:
+            ok = self._start(channel, "exec", self.handlers.exec, command=bytes(command))
+        return _observed(channel, "exec", bytes(command), ok)
 
     def check_channel_shell_request(self, channel: Channel) -> bool:
         """Run the shell handler (or ask the interface when there is none)."""
         if self.handlers.shell is None:
-            return bool(self.server.check_channel_shell_request(channel))
-        return self._start(channel, "shell", self.handlers.shell)
+            ok = bool(self.server.check_channel_shell_request(channel))
+        else:
+            ok = self._start(channel, "shell", self.handlers.shell)
+        return _observed(channel, "shell", None, ok)
 
     def check_channel_subsystem_request(self, channel: Channel, name: str) -> bool:
         """Run a subsystem handler; others go to the interface (``set_subsystem_handler``)."""
         handler = self.handlers.subsystems.get(name)
         if handler is None:
-            return bool(self.server.check_channel_subsystem_request(channel, name))
-        return self._start(channel, "subsystem", handler, subsystem=name)
+            ok = bool(self.server.check_channel_subsystem_request(channel, name))
+        else:
+            ok = self._start(channel, "subsystem", handler, subsystem=name)
+        return _observed(channel, "subsystem", name, ok)
 
     def _start(self, channel: Channel, kind: str, handler: SessionHandler, **what: Any) -> bool:
         state = self._state(channel)
@@ -461,6 +467,15 @@ class SessionDispatcher:
             gevent.joinall(list(self.greenlets), timeout=grace)
         for greenlet in list(self.greenlets):
             greenlet.kill(block=False)
+
+
+def _observed(channel: Channel, kind: str, what: Any, ok: bool) -> bool:
+    """Tell the transport's observer that a session started (if it did); returns ``ok``."""
+    transport = channel.transport
+    observer = getattr(transport, "observer", None)
+    if ok and observer is not None:
+        observer.session_started(transport, channel, kind, what)
+    return ok
 
 
 def _finish(session: Session, end: SessionExit) -> None:

@@ -144,6 +144,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         "logger",
         "max_auth_tries",
         "max_channels",
+        "observer",
         "on_authenticated",
         "peer_address",
         "rekey_bytes",
@@ -244,6 +245,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         # (reported by getpeername) and a callback run once authentication succeeds.
         self.peer_address: Any = None
         self.on_authenticated: Any = None
+        self.observer: Any = None  # a geossh.observer.Observer
         self.logger = _ConnLogger(logging.getLogger(self._log_name), self._prefix())
 
     # -- identity and logging -------------------------------------------------
@@ -387,6 +389,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         if self._auth is None:
             assert self.server_object is not None
             self._auth = AuthBridge(self.server_object, self._conn.auth, self.logger)
+            self._auth.transport = self
             peer = self.getpeername()
             self._auth.peer_address = str(peer[0] if isinstance(peer, tuple) else peer)
         return self._auth
@@ -581,6 +584,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
             if not self.active:
                 raise SSHException("Unable to open channel.")
             raise SSHException("Timeout opening channel.")
+        self._observe_open(chan, dest_addr)
         return chan
 
     def open_session(
