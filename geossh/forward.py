@@ -369,6 +369,9 @@ class ForwardingPolicy:
     allow_x11: bool = False
     allow_privileged_ports: bool = False  # remote listeners on ports 1-1023
     gateway_ports: bool = False  # False: remote listeners bind loopback only (sshd's default)
+    # sshd's StreamLocalBindUnlink: a stale socket file at an ``ssh -R /path``
+    # is removed before binding (never anything but a socket).
+    stream_local_bind_unlink: bool = False
     connect_timeout: float = 10.0
     open_timeout: float = 30.0  # for forwarded-* channels the client must confirm
     max_channels: int = 64  # live forwarded connections per SSH connection
@@ -564,14 +567,20 @@ def _listen_tcp(host: str, port: int) -> Any:
     return sock
 
 
-def _listen_unix(path: str) -> Any:
-    """Listen on the resolved ``path``, in the directory that path names now."""
+def _listen_unix(path: str, unlink: bool = False) -> Any:
+    """Listen on the resolved ``path``, in the directory that path names now.
+
+    With ``unlink``, a socket file already there is removed first (a file
+    of any other type stays, and the bind fails).
+    """
     sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_mask = os.umask(0o177)  # the socket file is created 0600 (sshd's StreamLocalBindMask)
     try:
         parent, name = os.path.split(path)
         with _pinned(parent or "/", directory=True) as directory:
             pinned = f"{directory}/{name}"
+            if unlink:
+                _unlink_socket(pinned)
             sock.bind(pinned if len(pinned.encode()) < 108 else path)
         sock.listen(128)
     except BaseException:
@@ -580,6 +589,15 @@ def _listen_unix(path: str) -> Any:
     finally:
         os.umask(old_mask)
     return sock
+
+
+def _unlink_socket(path: str) -> None:
+    """Remove ``path`` if it is a socket (what StreamLocalBindUnlink removes)."""
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class _Listener:
@@ -733,7 +751,7 @@ class ForwardSession:
         if self.closed or len(self.listeners) >= self.policy.max_listeners:
             return False
         try:
-            sock = _listen_unix(real)
+            sock = _listen_unix(real, self.policy.stream_local_bind_unlink)
         except OSError as exc:
             self.log.info("remote forward %s: %s", printable(path), printable(exc))
             return False

@@ -199,6 +199,44 @@ def test_remote_forward_unix_socket(fwd: ServerHarness, tmp_path: Path) -> None:
         dest.stop()
 
 
+def _stale_socket(path: str) -> None:
+    """A socket file nobody listens on (left behind by a crashed server)."""
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)
+    stale.close()
+
+
+@pytest.mark.parametrize("unlink", [False, True])
+def test_remote_forward_unix_stale_socket(
+    server: ServerHarness, tmp_path: Path, unlink: bool
+) -> None:
+    """sshd's StreamLocalBindUnlink: off, a stale socket file refuses ``ssh -R /path``;
+    on, it is replaced. A regular file is never removed."""
+    require("ssh")
+    policy = make_policy(tmp_path, stream_local_bind_unlink=unlink)
+    server.interface = lambda harness: ForwardServer(harness, policy)
+    server.start()
+    dest = DigestServer()
+    path = str(tmp_path / "stale.sock")
+    _stale_socket(path)
+    try:
+        with ssh_process(ssh_forward(server, "-R", f"{path}:127.0.0.1:{dest.port}")) as ssh:
+            if not unlink:
+                ssh.wait_for_line(r"remote port forwarding failed")
+                wait_until(lambda: ssh.proc.poll() is not None, what="ssh to exit")
+                return
+            wait_until(lambda: path in session_of(server).listeners, what="the Unix listener")
+            check_upload(connect_when_ready(path), "ssh -R over a stale socket")
+        regular = tmp_path / "regular.sock"
+        regular.write_text("keep me")
+        argv = ssh_forward(server, "-R", f"{regular}:127.0.0.1:{dest.port}")
+        with ssh_process(argv) as ssh:
+            ssh.wait_for_line(r"remote port forwarding failed")
+        assert regular.read_text() == "keep me"
+    finally:
+        dest.stop()
+
+
 def test_remote_forward_privileged_port_refused(fwd: ServerHarness) -> None:
     with ssh_process(ssh_forward(fwd, "-R", "80:127.0.0.1:9")) as ssh:
         ssh.wait_for_line(r"remote port forwarding failed for listen port 80")
