@@ -174,7 +174,10 @@ class ServeInterface(ForwardingServer):
         if expected is None or username != self.app.user:
             return AUTH_FAILED
         given = password.encode() if isinstance(password, str) else bytes(password)
-        return AUTH_SUCCESSFUL if hmac.compare_digest(given, expected.encode()) else AUTH_FAILED
+        if not hmac.compare_digest(given, expected.encode()):
+            return AUTH_FAILED
+        self.entry = None  # a key only queried earlier (PK_OK) does not set the session's rules
+        return AUTH_SUCCESSFUL
 
     def check_auth_publickey(self, username: str, key: Any) -> int:
         if username != self.app.user:

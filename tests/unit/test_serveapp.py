@@ -1,0 +1,26 @@
+"""``ServeInterface`` decisions, called as the transport calls them (no sockets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from geossh.common import AUTH_SUCCESSFUL
+from geossh.pkey import PKey
+from geossh.serveapp import ServeApp
+
+
+def test_password_login_after_a_key_query_is_not_bound_by_that_key(
+    tmp_path: Path, keydir: Path
+) -> None:
+    """A key only offered (PK_OK) and then a password: the key's no-pty/command= do not apply."""
+    public = (keydir / "user_ed25519.pub").read_text().strip()
+    (tmp_path / "authorized_keys").write_text(f'no-pty,command="true" {public}\n')
+    app = ServeApp("alice", [tmp_path / "authorized_keys"], "s3cret", str(tmp_path))
+    transport = SimpleNamespace(getpeername=lambda: ("127.0.0.1", 5000))
+    interface = app.interface(transport)
+    key = PKey.from_path(str(keydir / "user_ed25519"))
+    assert interface.check_auth_publickey("alice", key) == AUTH_SUCCESSFUL  # the query
+    assert not interface.check_channel_pty_request(None)
+    assert interface.check_auth_password("alice", "s3cret") == AUTH_SUCCESSFUL
+    assert interface.check_channel_pty_request(None) and interface.forced_command is None
