@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     _limit_flags(serve.add_argument_group("limits (docs/limits.md)"))
     levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
     serve.add_argument("--log-level", default="INFO", type=str.upper, choices=levels)
+    serve.add_argument(
+        "--log-format", default="text", choices=["text", "json"],
+        help="json: every log line (the geossh.audit lines too) is one JSON object",
+    )  # fmt: skip
+    serve.add_argument(
+        "--metrics", metavar="HOST:PORT", type=_address,
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (needs geossh[metrics])",
+    )  # fmt: skip
     return parser
 
 
@@ -264,25 +272,63 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(args: argparse.Namespace) -> int:
     """Build the server from parsed flags, print how to connect, serve until stopped."""
     from geossh.hostkeys import HostKeyError
+    from geossh.logformat import configure
     from geossh.runner import ListenError
 
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
-    )
+    configure(args.log_level, args.log_format)
+    metrics = _metrics() if args.metrics else None
     try:
-        server, info = _build(args)
+        server, info = _build(args, [metrics] if metrics is not None else [])
         server.bind()
+        if metrics is not None:
+            info["metrics"] = _serve_metrics(args.metrics, metrics)
     except (HostKeyError, ListenError, ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
     if info["exposed"]:
         logging.getLogger("geossh.serve").warning("%s", info["exposed"])
     _announce(server, info)
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        if metrics is not None and not server._handed_over:  # else the next generation's
+            from geossh.metrics import remove_multiprocess
+
+            remove_multiprocess()
     return 0
 
 
-def _build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+def _metrics() -> Any:
+    """The Prometheus observer, in multiprocess mode (workers and reloads add up)."""
+    try:
+        from geossh.metrics import prepare_multiprocess
+
+        prepare_multiprocess()
+        from geossh.metrics import Metrics
+
+        return Metrics()
+    except ImportError:
+        raise UsageError(
+            "--metrics needs prometheus_client: pip install 'geossh[metrics]'"
+        ) from None
+
+
+def _serve_metrics(address: tuple[str, int], metrics: Any) -> str:
+    """Start the scrape endpoint; its URL. A generation started by SIGHUP counts a reload."""
+    from geossh.metrics import serve
+    from geossh.runner import _show
+
+    try:
+        httpd, _ = serve(address)
+    except OSError as exc:
+        raise UsageError(f"--metrics {_show(address)}: {exc.strerror or exc}") from None
+    if os.environ.get("GEOSSH_HANDOVER_SOCKET"):
+        metrics.reloads.inc()
+    return f"http://{_show(httpd.server_address)}/metrics"
+
+
+def _build(args: argparse.Namespace, observers: Sequence[Any] = ()) -> tuple[Any, dict[str, Any]]:
     from geossh import hostkeys
+    from geossh.audit import AuditLog
     from geossh.runner import Server, parse_max_startups
     from geossh.serveapp import ServeApp
     from geossh.srclimit import parse_netblock, parse_penalties
@@ -329,7 +375,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         login_grace_time=args.login_grace_time, proxy_protocol=args.proxy_protocol,
         proxy_from=args.proxy_from,
         workers=args.workers, stop_timeout=args.stop_timeout,
-        drain_limit=args.drain_limit, **_limits(args),
+        drain_limit=args.drain_limit, observers=[AuditLog(), *observers], **_limits(args),
     )  # fmt: skip
     off = server.disabled_algorithms.get("keys", ())
     keys = [key for key in keys if key.get_name() not in off]  # the ones offered
@@ -411,4 +457,6 @@ def _announce(server: Any, info: dict[str, Any]) -> None:
     out.append(f"  connect: ssh -p {port} {info['user']}@{target}")
     if app.sftp:
         out.append(f"           sftp -P {port} {info['user']}@{target}")
+    if info.get("metrics"):
+        out.append(f"  metrics on {info['metrics']}")
     print("\n".join(out), flush=True)

@@ -61,6 +61,7 @@ from geossh import generation, proxyproto, systemd
 from geossh.hostkeys import default_state_dir, load_or_create
 from geossh.listener import Listener
 from geossh.logtext import printable
+from geossh.observer import Observer, Observers
 from geossh.pkey import PKey
 from geossh.server import ServerInterface, SubsystemHandler
 from geossh.session import DEFAULT_ACCEPT_ENV, SessionDispatcher, SessionHandler, SessionHandlers
@@ -267,6 +268,7 @@ class Server:
         reload_timeout: float = 60.0,
         configure: Callable[[Transport], None] | None = None,
         backlog: int = 128,
+        observers: Sequence[Observer] | None = None,
     ) -> None:
         self.listen = _addresses(listen)
         self.interface = interface or ServerInterface
@@ -304,6 +306,11 @@ class Server:
         self.reload_timeout = reload_timeout
         self.configure = configure
         self.backlog = backlog
+        if observers is None:  # the audit log (geossh.audit) unless told otherwise
+            from geossh.audit import AuditLog
+
+            observers = [AuditLog()]
+        self.observer = Observers(observers)
         self._init_state()
 
     def _init_state(self) -> None:
@@ -456,6 +463,7 @@ class Server:
             return
         if self._past_max_startups():
             self.dropped += 1
+            self.observer.refused(address, "max_startups")
             log.warning(
                 "drop connection from %s: past MaxStartups (%d unauthenticated)",
                 _show(address),
@@ -516,7 +524,9 @@ class Server:
         refusal = self.sources.refusal(host, self.clock())
         if refusal is not None:
             self.refused += 1
-            level = logging.DEBUG if refusal.startswith("penalty") else logging.WARNING
+            penalty = refusal.startswith("penalty")
+            self.observer.refused(conn.peer, "penalty" if penalty else "per_source")
+            level = logging.DEBUG if penalty else logging.WARNING
             log.log(level, "drop connection from %s: %s", _show(conn.peer), refusal)
             return False
         self.sources.started(host)
@@ -532,6 +542,8 @@ class Server:
         """At the end of a connection: uncount it, and penalise its source if it went badly."""
         self._uncount(conn)
         transport = conn.transport
+        if transport is not None and transport.observer is not None:
+            transport.observer.closed(transport)
         if transport is None or self._stopping:
             return
         outcome = transport.outcome()
@@ -567,6 +579,8 @@ class Server:
                 conn.log.info("authenticated as %r", t.get_username())
 
         transport.on_authenticated = authenticated
+        transport.observer = self.observer
+        self.observer.opened(transport)
         if self.configure is not None:
             self.configure(transport)
         conn.transport = transport
