@@ -27,6 +27,7 @@ from typing import Any
 
 import gevent
 import gevent.select
+import gevent.server
 import gevent.socket
 import gevent.subprocess
 import pytest
@@ -207,8 +208,8 @@ class Client:
         self.port = port
         self.user = getpass.getuser()
 
-    def argv(self, *remote: str) -> list[str]:
-        return ssh_argv(self.port, self.key, *remote, user=self.user, extra=["-T"])
+    def argv(self, *remote: str, extra: Sequence[str] = ("-T",)) -> list[str]:
+        return ssh_argv(self.port, self.key, *remote, user=self.user, extra=extra)
 
     def run(self, command: str) -> Any:
         return run(self.argv(command))
@@ -223,10 +224,12 @@ class Client:
 class Stream:
     """A long ``ssh ... cat`` session: data sent comes back byte for byte."""
 
-    def __init__(self, client: Client, command: str = "echo $PPID; exec cat") -> None:
+    def __init__(
+        self, client: Client, command: str = "echo $PPID; exec cat", extra: Sequence[str] = ()
+    ) -> None:
         self.proc = gevent.subprocess.Popen(
-            client.argv(command), stdin=gevent.subprocess.PIPE, stdout=gevent.subprocess.PIPE,
-            stderr=gevent.subprocess.PIPE,
+            client.argv(command, extra=["-T", *extra]), stdin=gevent.subprocess.PIPE,
+            stdout=gevent.subprocess.PIPE, stderr=gevent.subprocess.PIPE,
         )  # fmt: skip
         self.first = self.proc.stdout.readline().decode().strip()
         self.sent = 0
@@ -257,6 +260,84 @@ class Stream:
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             with contextlib.suppress(Exception):
                 stream.close()
+
+
+class Shell:
+    """An interactive login shell on a pty (``ssh -tt``); asks it for its parent's pid."""
+
+    def __init__(self, client: Client) -> None:
+        self.proc = gevent.subprocess.Popen(
+            client.argv(extra=["-tt"]), stdin=gevent.subprocess.PIPE,
+            stdout=gevent.subprocess.PIPE, stderr=gevent.subprocess.PIPE, bufsize=0,
+        )  # fmt: skip
+        self.output = b""
+        self.asked = 0
+
+    def parent(self) -> int:
+        """The pid of the server process running this shell (typed, echoed, answered)."""
+        self.asked += 1
+        self.proc.stdin.write(f'echo "n{self.asked}=$((PPID+0))="\n'.encode())
+        answer = re.compile(rb"n%d=(\d+)=" % self.asked)  # the echoed input does not match
+        with gevent.Timeout(30, AssertionError(f"no answer from the shell: {self.output!r}")):
+            while (match := answer.search(self.output)) is None:
+                chunk = self.proc.stdout.read(65536)
+                assert chunk, f"the shell ended: {self.output!r}"
+                self.output += chunk
+        return int(match.group(1))
+
+    def end(self) -> int:
+        self.proc.stdin.write(b"exit\n")
+        while self.proc.stdout.read(65536):
+            pass
+        return int(self.proc.wait(timeout=30))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(Exception):
+                stream.close()
+
+
+class Echo:
+    """A TCP echo server in the test process: the far end of an ``ssh -L`` forward."""
+
+    def __init__(self) -> None:
+        self.server = gevent.server.StreamServer(("127.0.0.1", 0), self._echo)
+        self.server.start()
+        self.port = self.server.server_port
+
+    @staticmethod
+    def _echo(sock: Any, address: Any) -> None:
+        while data := sock.recv(65536):
+            sock.sendall(data)
+
+    def close(self) -> None:
+        self.server.stop(timeout=5)
+
+
+class Forwarded:
+    """One connection through an ``ssh -L unix-socket:127.0.0.1:port`` forward."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+
+    def round(self, size: int = 64 * 1024) -> None:
+        data = secrets.token_bytes(size)
+        writer = gevent.spawn(self.sock.sendall, data)
+        echoed = b""
+        with gevent.Timeout(30, AssertionError(f"{len(echoed)} of {size} bytes forwarded")):
+            while len(echoed) < size:
+                chunk = self.sock.recv(size - len(echoed))
+                assert chunk, "the forwarded connection closed"
+                echoed += chunk
+        writer.get(timeout=30)
+        assert echoed == data
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class Sftp:
@@ -362,15 +443,28 @@ def serve_cli(tmp_path: Path, keydir: Path, *flags: str) -> Service:
 
 
 def test_sessions_survive_three_reloads(tmp_path: Path, keydir: Path, closing: list[Any]) -> None:
-    """A cat stream and an sftp session live through 3 reloads; new connections never fail."""
+    """A cat stream, a -tt shell, a -L forward and sftp live through 3 reloads in a row.
+
+    Meanwhile two loops of new connections see no failure; the generations
+    in between exit once their short connections end, the first once its
+    sessions end.
+    """
     require("sftp")
-    service = serve_cli(tmp_path, keydir)
+    service = serve_cli(tmp_path, keydir, "--forwarding")
     closing.append(service)
     first = service.start().main
     client = Client(keydir, service.port)
-    stream = Stream(client)
+    echo = Echo()
+    closing.append(echo)
+    forward = tmp_path / "forward.sock"
+    stream = Stream(client, extra=["-L", f"{forward}:127.0.0.1:{echo.port}"])
     closing.append(stream)
-    assert stream.first == str(first)
+    assert stream.first == str(first)  # printed after the forward's listener exists
+    held = Forwarded(forward)  # one forwarded connection kept open throughout
+    closing.append(held)
+    shell = Shell(client)
+    closing.append(shell)
+    assert shell.parent() == first
     source = tmp_path / "upload.bin"
     source.write_bytes(secrets.token_bytes(300_000))
     sftp = Sftp(client)
@@ -379,11 +473,17 @@ def test_sessions_survive_three_reloads(tmp_path: Path, keydir: Path, closing: l
     dialers = [Dialer(client) for _ in range(2)]
     dialers[0].more()
     stream.round()
+    held.round()
     for _ in range(3):
         service.reload()
         for dialer in dialers:
             dialer.more(2)
         stream.round()
+        held.round()
+        assert shell.parent() == first
+        fresh = Forwarded(forward)  # a new channel on the old connection
+        fresh.round()
+        fresh.close()
     service.wait_line("draining: ", count=3)  # each old generation stopped accepting
     for dialer in dialers:
         dialer.stop()
@@ -393,10 +493,12 @@ def test_sessions_survive_three_reloads(tmp_path: Path, keydir: Path, closing: l
     assert client.served_by() == last
     for pid in (second, third):  # only short connections: gone once they ended
         assert service.exited(pid), service.text()
-    assert not service.exited(first, timeout=0)  # still serving the stream and sftp
+    assert not service.exited(first, timeout=0)  # still serving the sessions
     sftp.do(f"get up.bin {tmp_path / 'down.bin'}")
     assert sftp.quit() == 0
     assert (tmp_path / "down.bin").read_bytes() == source.read_bytes()
+    assert shell.end() == 0
+    held.close()
     stream.round()
     assert stream.end() == 0
     assert service.exited(first), service.text()  # its last session ended
