@@ -210,11 +210,16 @@ def _takes_transport(factory: Callable[..., Any]) -> bool:
 class _Connection:
     """What the server tracks for one connection."""
 
-    __slots__ = ("authenticated", "dispatcher", "log", "peer", "proxied", "source", "transport")
+    __slots__ = (
+        "authenticated", "counted", "dispatcher", "log", "own", "peer", "proxied", "source",
+        "transport",
+    )  # fmt: skip
 
     def __init__(self, peer: tuple[Any, ...]) -> None:
         self.peer = peer
         self.proxied = False  # from a trusted balancer: a PROXY header is expected
+        self.own = False  # the balancer's own connection (a health check), not a client's
+        self.counted = False  # in Server.unauthenticated (MaxStartups) until authenticated
         self.authenticated = False
         self.source: str | None = None  # the host counted in Server.sources, while it is
         self.transport: Transport | None = None
@@ -461,23 +466,12 @@ class Server:
         if self._stopping:
             sock.close()
             return
-        if self._past_max_startups():
-            self.dropped += 1
-            self.observer.refused(address, "max_startups")
-            log.warning(
-                "drop connection from %s: past MaxStartups (%d unauthenticated)",
-                _show(address),
-                self.unauthenticated,
-            )
-            sock.close()
-            return
         conn = _Connection(address)
         conn.proxied = self.proxy_protocol and _within(address, self.proxy_from)
-        if not conn.proxied and not self._admit(conn):
+        if not conn.proxied and not self._start(conn):  # a relayed one: once its header is read
             sock.close()
             return
         self.connections.add(conn)
-        self.unauthenticated += 1
         try:
             self._serve(conn, sock)
         except proxyproto.ProxyProtocolError as exc:
@@ -485,7 +479,7 @@ class Server:
         except Exception:
             conn.log.error("connection failed", exc_info=True)
         finally:
-            if not conn.authenticated:
+            if conn.counted and not conn.authenticated:
                 self.unauthenticated -= 1
             self._settle(conn)
             self.connections.discard(conn)
@@ -499,25 +493,48 @@ class Server:
         proxied = False
         if conn.proxied:  # a trusted balancer: its header must come first
             timeout = min(self.proxy_protocol_timeout, self.login_grace_time)
-            header = read_proxy_header(sock, timeout)
-            if header.source is not None:
-                conn.peer, proxied = header.source, True
-                conn.log = _PeerLog(log, {"prefix": _show(header.source)})
-            if not self._admit(conn):
+            try:
+                header = read_proxy_header(sock, timeout)
+            except HeaderlessClose:
+                conn.log.debug("closed before a PROXY header: a TCP health check")
                 return
+            conn.own = _balancer_own(header, conn.peer, sock)
+            if not conn.own:
+                conn.peer, proxied = header.source, True
+                conn.log = _PeerLog(log, {"prefix": _show(conn.peer)})
+                if not self._start(conn):
+                    return
         transport = self._make_transport(conn, sock, proxied)
         conn.log = _PeerLog(log, {"prefix": f"conn={transport._conn_id} {_show(conn.peer)}"})
         factory: Callable[..., Any] = self.interface
         interface = factory(transport) if self._pass_transport else factory()
         conn.dispatcher = SessionDispatcher(interface, self.handlers, conn.log)
-        conn.log.info("connection from %s", _show(conn.peer))
+        level = logging.DEBUG if conn.own else logging.INFO  # health checks: not news
+        conn.log.log(level, "connection from %s", _show(conn.peer))
         if self._stopping:
             return
         transport.start_server(event=Event(), server=conn.dispatcher)  # type: ignore[arg-type]
         transport.join()
-        conn.log.info("connection closed: %s", transport.summary_text())
+        conn.log.log(level, "connection closed: %s", transport.summary_text())
 
     # -- per-source limits ------------------------------------------------------------
+    def _start(self, conn: _Connection) -> bool:
+        """MaxStartups, then the per-source limits; if admitted, counted as unauthenticated."""
+        if self._past_max_startups():
+            self.dropped += 1
+            self.observer.refused(conn.peer, "max_startups")
+            log.warning(
+                "drop connection from %s: past MaxStartups (%d unauthenticated)",
+                _show(conn.peer),
+                self.unauthenticated,
+            )
+            return False
+        if not self._admit(conn):
+            return False
+        conn.counted = True
+        self.unauthenticated += 1
+        return True
+
     def _admit(self, conn: _Connection) -> bool:
         """Apply PerSourceMaxStartups and penalties; count the connection if admitted."""
         host = str(conn.peer[0])
@@ -544,7 +561,7 @@ class Server:
         transport = conn.transport
         if transport is not None and transport.observer is not None:
             transport.observer.closed(transport)
-        if transport is None or self._stopping:
+        if transport is None or self._stopping or conn.own:  # never penalise the balancer
             return
         outcome = transport.outcome()
         if outcome == "authenticated":
@@ -574,13 +591,15 @@ class Server:
         def authenticated(t: Transport) -> None:
             if not conn.authenticated:
                 conn.authenticated = True
-                self.unauthenticated -= 1
+                if conn.counted:
+                    self.unauthenticated -= 1
                 self._uncount(conn)
                 conn.log.info("authenticated as %r", t.get_username())
 
         transport.on_authenticated = authenticated
-        transport.observer = self.observer
-        self.observer.opened(transport)
+        if not conn.own:  # a balancer's health check is no client's connection
+            transport.observer = self.observer
+            self.observer.opened(transport)
         if self.configure is not None:
             self.configure(transport)
         conn.transport = transport
@@ -639,15 +658,50 @@ def _split_subsystems(
     return blocking, classic
 
 
+class HeaderlessClose(proxyproto.ProxyProtocolError):
+    """The peer closed (or reset) without sending a byte: a balancer's plain TCP check."""
+
+
+def _balancer_own(header: proxyproto.ProxyHeader, peer: Any, sock: Any) -> bool:
+    """Does ``header`` speak for the balancer itself (a health check), not for a client?
+
+    v2 LOCAL and v1 UNKNOWN carry no address; HAProxy's v1 checks name the
+    check connection's own two ends, which no relayed client can have.
+    """
+    if header.source is None:
+        return True
+    try:
+        local = sock.getsockname()
+    except OSError:
+        return False
+    ends = (_endpoint(header.source), _endpoint(header.destination))
+    return None not in ends and ends == (_endpoint(peer), _endpoint(local))
+
+
+def _endpoint(address: Any) -> tuple[Any, int] | None:
+    """(IP address, port) of a socket address, IPv4-mapped IPv6 as IPv4; None if not IP."""
+    try:
+        ip: Any = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
+        port = int(address[1])
+    except (ValueError, IndexError, TypeError):
+        return None
+    return (getattr(ip, "ipv4_mapped", None) or ip), port
+
+
 def read_proxy_header(sock: Any, timeout: float) -> proxyproto.ProxyHeader:
     """Read exactly one PROXY header off ``sock`` (peeking, so no SSH byte is lost)."""
     buf = b""
     error = proxyproto.ProxyProtocolError(f"no complete header within {timeout:g} s")
     with gevent.Timeout(timeout, error):
         while True:
-            peeked = sock.recv(proxyproto.MAX_HEADER_LENGTH - len(buf), socket.MSG_PEEK)
+            try:
+                peeked = sock.recv(proxyproto.MAX_HEADER_LENGTH - len(buf), socket.MSG_PEEK)
+            except OSError:  # reset
+                peeked = b""
+            if not peeked and not buf:
+                raise HeaderlessClose("connection closed before the header")
             if not peeked:
-                raise proxyproto.ProxyProtocolError("connection closed before the header")
+                raise proxyproto.ProxyProtocolError("connection closed inside the header")
             header = proxyproto.parse(buf + peeked)
             take = len(peeked) if header is None else header.length - len(buf)
             while take > 0:  # these bytes are already buffered: recv does not wait
