@@ -14,9 +14,10 @@ generation listens on; the new one sends ``READY=1`` there (not to the
 service manager) once it accepts. ``wait()`` returns None on READY, or why
 the reload failed: the successor exited first (it logs the reason on the
 shared stderr: an import error, a bad flag, an unreadable host key), or
-did not get ready within the limit (then it is killed). The old
-generation then stops accepting and drains, or keeps serving if the
-reload failed.
+did not get ready within the limit (then it is killed). Only the
+successor's own messages count (SO_PASSCRED): the abstract name is visible
+to every local user. The old generation then stops accepting and drains,
+or keeps serving if the reload failed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import os
 import secrets
 import signal
 import socket
+import struct
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,6 +38,7 @@ from geossh.systemd import FIRST_FD, Notifier
 log = logging.getLogger("geossh.server")
 READY_TIMEOUT = 60.0
 Select = Callable[..., Any]
+CREDENTIALS = struct.Struct("=iII")  # struct ucred: pid, uid, gid
 CHILD_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 
@@ -55,6 +58,7 @@ class Successor:
         name = f"@geossh-handover-{os.getpid()}-{secrets.token_hex(8)}"
         handover = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         handover.bind("\0" + name[1:])
+        handover.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # who sent each message
         env = {**os.environ, **notifier.environment(), "GEOSSH_HANDOVER_SOCKET": name}
         env["LISTEN_FDS"] = str(len(sockets))
         env["LISTEN_FDNAMES"] = ":".join(names) if names else ":".join("ssh" for _ in sockets)
@@ -89,14 +93,29 @@ class Successor:
                     self.kill()
                     return f"new generation (pid {self.pid}) not ready within {timeout:g} s"
                 readable, _, _ = select([self._handover, self._pidfd], [], [], left)
-                if self._handover in readable:
-                    message = self._handover.recv(4096).decode(errors="replace")
-                    if "READY=1" in message.split("\n"):
-                        return None
+                if self._handover in readable and self._ready():
+                    return None
                 if self._pidfd in readable:
                     return f"new generation (pid {self.pid}) exited {_status(self.pid)}"
         finally:
             self.close()
+
+    def _ready(self) -> bool:
+        """Read one handover message: READY=1 from the successor itself?
+
+        The socket's name is visible to every local user (/proc/net/unix):
+        a message from any other process is logged and ignored.
+        """
+        data, ancillary, _, _ = self._handover.recvmsg(4096, socket.CMSG_SPACE(CREDENTIALS.size))
+        sender = None
+        for level, kind, payload in ancillary:
+            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS):
+                sender = CREDENTIALS.unpack(payload[: CREDENTIALS.size])[0]
+        if sender != self.pid:
+            log.warning("reload: ignored a handover message from pid %s (not the new "
+                        "generation, pid %d)", sender, self.pid)  # fmt: skip
+            return False
+        return "READY=1" in data.decode(errors="replace").split("\n")
 
     def terminate(self) -> bool:
         """SIGTERM the successor while it starts (through its pidfd: never another process)."""

@@ -35,6 +35,7 @@ from gevent.event import Event
 
 from tests.conftest import require
 from tests.server_kit import ROOT, SSH_OPTIONS, python_env, run, ssh_argv
+from tests.support import in_thread
 
 #: A stand-in service manager: a child subreaper that runs argv and exits once
 #: every descendant has exited (orphaned generations are re-parented to it).
@@ -707,3 +708,36 @@ def test_sighup_with_workers_is_ignored(tmp_path: Path, keydir: Path, closing: l
     service.signal(signal.SIGTERM, supervisor)
     assert service.finished() == 0
     assert "reload: " not in service.text()
+
+
+def test_forged_handover_message_is_ignored(
+    tmp_path: Path, keydir: Path, closing: list[Any]
+) -> None:
+    """Another local process sends READY=1 to the (visible) handover socket: not believed."""
+    require("ssh")
+    (tmp_path / "app.py").write_text(APP)
+    greeting = tmp_path / "greeting.py"
+    greeting.write_text('ANSWER = "v1"\n')
+    service = Service([str(tmp_path / "app.py"), str(keydir / "host_ed25519")])
+    closing.append(service)
+    first = service.start().main
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    greeting.write_text(f"open({str(gate)!r}).read()\nraise ImportError('late failure')\n")
+    service.signal(signal.SIGHUP)
+    writer = in_thread(os.open, str(gate), os.O_WRONLY)  # the new generation is importing
+    try:
+        prefix = f"@geossh-handover-{first}-"
+        names = [line.split()[-1] for line in Path("/proc/net/unix").read_text().splitlines()]
+        [name] = [n for n in names if n.startswith(prefix)]
+        forger = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        forger.sendto(b"READY=1\nMAINPID=1\n", "\0" + name[1:])
+        forger.close()
+        service.wait_line(f"ignored a handover message from pid {os.getpid()}")
+    finally:
+        os.close(writer)  # the import goes on, and fails
+    failed = service.notify.next("READY")
+    assert "MAINPID" not in failed and "reload failed" in failed["STATUS"], failed
+    assert Client(keydir, service.port).run("greet").stdout == f"v1 {first}\n".encode()
+    service.signal(signal.SIGTERM)
+    assert service.finished() == 0
