@@ -143,9 +143,9 @@ class PKey:
         """Fill the key from a private file/file object or a public blob; False if none."""
         self.public_blob = None
         if file_obj is not None or filename is not None:
-            data = _read_source(filename, file_obj)
-            self._check_private_text(data)
-            self._set(_keys.load_private_key(data, password))
+            text = _read_source(filename, file_obj)
+            self._check_private_text(text)
+            self._set(_keys.load_private_key(text, password))
             return True
         if msg is None and data is not None:
             msg = Message(data)

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.poly1305 import Poly1305
 try:  # cryptography >= 43 keeps TripleDES in its "decrepit" module
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 except ImportError:  # pragma: no cover - older cryptography
-    TripleDES = algorithms.TripleDES  # type: ignore[misc,assignment]
+    TripleDES = algorithms.TripleDES  # type: ignore[misc]
 
 from geossh.errors import LocalProtocolError, MACError
 
