@@ -499,7 +499,7 @@ class Server:
                 conn.log.debug("closed before a PROXY header: a TCP health check")
                 return
             conn.own = _balancer_own(header, conn.peer, sock)
-            if not conn.own:
+            if not conn.own and header.source is not None:  # (without one, it is own)
                 conn.peer, proxied = header.source, True
                 conn.log = _PeerLog(log, {"prefix": _show(conn.peer)})
                 if not self._start(conn):
