@@ -43,6 +43,7 @@ from geossh.proto.auth import AUTH_PASSWORD_CHANGE_REQUIRED, Outcome
 from geossh.proto.events import AuthRequested
 from geossh.proto.keys import SSHKey, validate_user_certificate
 from geossh.server import InteractiveQuery, ServerInterface
+from geossh.skkey import SKKey
 
 if TYPE_CHECKING:
     from geossh.proto.auth import AuthLayer
@@ -158,11 +159,19 @@ class AuthBridge:
     def _publickey(self, username: str, details: dict[str, Any]) -> Any:
         certificate = details.get("certificate")
         pkey = public_pkey(details["key"], certificate)
+        if isinstance(pkey, SKKey):
+            pkey.sk_flags, pkey.sk_counter = details.get("sk_flags"), details.get("sk_counter")
+        verdict = None
         if certificate is not None:
             verdict = self._certificate(username, pkey, certificate)
-            if verdict is not None:
-                return verdict
-        return self._call(self.server.check_auth_publickey, AUTH_FAILED, username, pkey)
+        if verdict is None:
+            verdict = self._call(self.server.check_auth_publickey, AUTH_FAILED, username, pkey)
+        if verdict == AUTH_SUCCESSFUL and isinstance(pkey, SKKey):
+            refusal = pkey.assertion_refusal()
+            if refusal is not None:
+                self.log.info("Auth rejected (publickey): %s.", refusal)
+                return AUTH_FAILED
+        return verdict
 
     def _certificate(self, username: str, pkey: PKey, certificate: Any) -> Any:
         """Judge a certificate if the application trusts its CA; None to fall back."""

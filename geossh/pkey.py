@@ -452,6 +452,10 @@ def _class_for(key_type: str) -> type[PKey]:
         return cast("type[PKey]", __getattr__("Ed25519Key"))
     if key_type in (_keys.ECDSA_P256, _keys.ECDSA_P384, _keys.ECDSA_P521):
         return cast("type[PKey]", __getattr__("ECDSAKey"))
+    if key_type in _keys.SK_KEY_TYPES:
+        from geossh.skkey import SKKey
+
+        return SKKey
     raise UnknownKeyType(key_type=key_type)
 
 

@@ -47,7 +47,7 @@ class TransportSettings:
 
     _preferred_kex: tuple[str, ...] = algs.DEFAULT_KEX + algs.GEX_KEX
     _preferred_keys: tuple[str, ...] = algs.DEFAULT_HOST_KEY_ALGORITHMS
-    _preferred_pubkeys: tuple[str, ...] = algs.DEFAULT_HOST_KEY_ALGORITHMS
+    _preferred_pubkeys: tuple[str, ...] = algs.DEFAULT_USER_KEY_ALGORITHMS
     _preferred_ciphers: tuple[str, ...] = algs.DEFAULT_CIPHERS
     _preferred_macs: tuple[str, ...] = algs.DEFAULT_MACS
     _preferred_compression: tuple[str, ...] = algs.DEFAULT_COMPRESSION

@@ -49,6 +49,13 @@ DEFAULT_HOST_KEY_ALGORITHMS = (
     "rsa-sha2-256",
 )
 LEGACY_HOST_KEY_ALGORITHMS = ("ssh-rsa",)
+#: User-key algorithms accepted (and named in server-sig-algs): the host-key
+#: ones plus FIDO security keys (OpenSSH PROTOCOL.u2f), as sshd.
+DEFAULT_USER_KEY_ALGORITHMS = (
+    *DEFAULT_HOST_KEY_ALGORITHMS,
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
 
 DEFAULT_CIPHERS = (
     "chacha20-poly1305@openssh.com",

@@ -58,7 +58,13 @@ from geossh.proto.constants import (
     DisconnectReason,
 )
 from geossh.proto.events import AuthRequested, AuthServiceStarted, AuthSucceeded, Event
-from geossh.proto.keys import KeyParseError, SSHKey, parse_userauth_key, strip_cert_suffix
+from geossh.proto.keys import (
+    KeyParseError,
+    SecurityKey,
+    SSHKey,
+    parse_userauth_key,
+    strip_cert_suffix,
+)
 from geossh.proto.transport import TransportLayer
 
 AUTH_SUCCESSFUL, AUTH_PARTIALLY_SUCCESSFUL, AUTH_FAILED = 0, 1, 2
@@ -248,10 +254,15 @@ class AuthLayer:
         if isinstance(parsed, str):
             return parsed
         key, certificate = parsed
-        if signature is not None and not key.verify(
-            self._signed_data(payload[:signed_end]), signature, algorithm
-        ):
-            return "invalid signature"
+        assertion = None
+        if signature is not None:
+            signed_data = self._signed_data(payload[:signed_end])
+            if isinstance(key, SecurityKey):
+                assertion = key.verify_assertion(signed_data, signature, algorithm)
+                if assertion is None:
+                    return "invalid signature"
+            elif not key.verify(signed_data, signature, algorithm):
+                return "invalid signature"
         details: Details = {
             "algorithm": algorithm,
             "key_blob": blob,
@@ -259,6 +270,9 @@ class AuthLayer:
             "certificate": certificate,
             "signed": signed,
         }
+        if assertion is not None:
+            details["sk_flags"] = assertion.flags
+            details["sk_counter"] = assertion.counter
         if hostbound:
             details["method"] = "publickey"  # the application sees a publickey login
             details["hostbound"] = True

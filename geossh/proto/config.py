@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from geossh.proto.algorithms import DEFAULT_HOST_KEY_ALGORITHMS, ServerPreferences
+from geossh.proto.algorithms import DEFAULT_USER_KEY_ALGORITHMS, ServerPreferences
 from geossh.proto.constants import (
     DEFAULT_MAX_PACKET_SIZE,
     DEFAULT_WINDOW_SIZE,
@@ -26,8 +26,8 @@ class ServerConfig:
     host_keys: dict[str, SSHKey] = field(default_factory=dict)  # key type -> key
     preferences: ServerPreferences = field(default_factory=ServerPreferences)
     server_version: str = "SSH-2.0-geossh"
-    pubkey_algorithms: tuple[str, ...] = DEFAULT_HOST_KEY_ALGORITHMS
-    server_sig_algs: tuple[str, ...] = DEFAULT_HOST_KEY_ALGORITHMS
+    pubkey_algorithms: tuple[str, ...] = DEFAULT_USER_KEY_ALGORITHMS
+    server_sig_algs: tuple[str, ...] = DEFAULT_USER_KEY_ALGORITHMS
     moduli: Sequence[tuple[int, int]] = ()
     max_packet_size: int = MAX_PACKET_SIZE
     max_version_line: int = MAX_VERSION_LINE

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
@@ -41,6 +42,13 @@ ECDSA_P384 = "ecdsa-sha2-nistp384"
 ECDSA_P521 = "ecdsa-sha2-nistp521"
 KEY_TYPES: tuple[str, ...] = (ED25519, ECDSA_P256, ECDSA_P384, ECDSA_P521, RSA)
 CERT_SUFFIX = "-cert-v01@openssh.com"
+# FIDO/U2F security keys (OpenSSH PROTOCOL.u2f): user keys only.
+SK_ED25519 = "sk-ssh-ed25519@openssh.com"
+SK_ECDSA = "sk-ecdsa-sha2-nistp256@openssh.com"
+SK_KEY_TYPES: tuple[str, ...] = (SK_ED25519, SK_ECDSA)
+SK_USER_PRESENT = 0x01  # flags bit: the authenticator was touched
+SK_USER_VERIFIED = 0x04  # flags bit: PIN or biometric verified
+MAX_SK_APPLICATION = 256
 
 RSA_MIN_BITS = 1024  # OpenSSH SSH_RSA_MINIMUM_MODULUS_SIZE
 RSA_MAX_BITS = 16384  # OpenSSH SSHBUF_MAX_BIGNUM * 8
@@ -69,7 +77,8 @@ def _signature_algorithms() -> dict[str, str]:
     plain = {ED25519: ED25519, **{name: name for name in _ECDSA}}
     plain.update({alg: RSA for alg in _RSA_HASHES})
     certs = {alg + CERT_SUFFIX: key_type for alg, key_type in plain.items()}
-    return {**plain, **certs}
+    security_keys = {name: name for name in SK_KEY_TYPES}  # no certificates of them yet
+    return {**plain, **certs, **security_keys}
 
 
 SIGNATURE_ALGORITHMS: dict[str, str] = _signature_algorithms()
@@ -249,6 +258,103 @@ class SSHKey:
             key.verify(sig, data, padding.PKCS1v15(), _RSA_HASHES[alg]())
 
 
+@dataclass(frozen=True, slots=True)
+class Assertion:
+    """What a security key's signature says beyond validity (PROTOCOL.u2f)."""
+
+    flags: int
+    counter: int
+
+    @property
+    def user_present(self) -> bool:
+        return bool(self.flags & SK_USER_PRESENT)
+
+    @property
+    def user_verified(self) -> bool:
+        return bool(self.flags & SK_USER_VERIFIED)
+
+
+class SecurityKey(SSHKey):
+    """A FIDO security-key user key: Ed25519 or ECDSA P-256 bound to an application.
+
+    Public only (the private half never leaves the authenticator). Its
+    signatures cover ``SHA256(application) || flags || counter ||
+    SHA256(data)``; ``verify_assertion`` also returns the flags and counter.
+    """
+
+    __slots__ = ("application",)
+
+    application: str
+
+    @classmethod
+    def from_blob(cls, blob: bytes) -> SecurityKey:
+        """Parse a ``sk-ssh-ed25519@openssh.com`` / ``sk-ecdsa-sha2-nistp256@openssh.com`` blob."""
+        try:
+            reader = wire.Reader(blob)
+            key_type = reader.ascii(MAX_TYPE_NAME)
+            if key_type == SK_ECDSA:
+                if reader.string(16) != b"nistp256":
+                    raise KeyParseError("security key: curve is not nistp256")
+                point = reader.string(133)
+                public: PublicKey = ec.EllipticCurvePublicKey.from_encoded_point(
+                    ec.SECP256R1(), point
+                )
+            elif key_type == SK_ED25519:
+                public = ed25519.Ed25519PublicKey.from_public_bytes(reader.string(32))
+            else:
+                raise UnsupportedKeyType(f"unsupported key type {key_type!r}")
+            application = reader.string(MAX_SK_APPLICATION).decode("utf-8")
+            reader.check_end()
+        except (RemoteProtocolError, UnicodeDecodeError, *_CRYPTO_ERRORS) as exc:
+            raise KeyParseError(f"malformed security key: {exc}") from None
+        key = cls.__new__(cls)
+        key.private_key = None
+        key.public_key = public
+        key.key_type, key.bits = key_type, 256
+        key.public_blob = bytes(blob)
+        key.application = application
+        return key
+
+    def public(self) -> SSHKey:
+        return self
+
+    def signature_algorithms(self) -> tuple[str, ...]:
+        return (self.key_type,)
+
+    def sign(self, data: bytes, algorithm: str | None = None) -> bytes:
+        raise SSHException("a security key signs only on its authenticator")
+
+    def verify(self, data: bytes, signature_blob: bytes, algorithm: str | None = None) -> bool:
+        return self.verify_assertion(data, signature_blob, algorithm) is not None
+
+    def verify_assertion(
+        self, data: bytes, signature_blob: bytes, algorithm: str | None = None
+    ) -> Assertion | None:
+        """The signature's flags and counter if it is valid over ``data``, else None."""
+        try:
+            reader = wire.Reader(signature_blob)
+            alg = reader.ascii(MAX_TYPE_NAME)
+            sig = reader.string()
+            flags = reader.byte()
+            counter = reader.u32()
+            reader.check_end()
+            if alg != self.key_type or (
+                algorithm is not None and strip_cert_suffix(algorithm) != alg
+            ):
+                return None
+            signed = (
+                hashlib.sha256(self.application.encode()).digest()
+                + bytes((flags,))
+                + counter.to_bytes(4, "big")
+                + hashlib.sha256(data).digest()
+            )
+            base = ED25519 if alg == SK_ED25519 else ECDSA_P256
+            self._verify_raw(signed, base, sig)
+        except (InvalidSignature, RemoteProtocolError, *_CRYPTO_ERRORS):
+            return None
+        return Assertion(flags, counter)
+
+
 def _describe(key: PublicKey) -> tuple[str, int]:
     """Key type name and bit size; enforces the supported curves and RSA sizes."""
     if isinstance(key, ed25519.Ed25519PublicKey):
@@ -310,6 +416,8 @@ def _parse_public_blob(blob: bytes) -> SSHKey:
     # and a valid key blob is at most a few KiB (RSA_MAX_BITS), so the cache
     # stays small whatever clients send.
     key_type = blob_key_type(blob)
+    if key_type in SK_KEY_TYPES:
+        return SecurityKey.from_blob(blob)
     if key_type not in KEY_TYPES:
         raise UnsupportedKeyType(f"unsupported key type {key_type!r}")
     loaded = _load_public_line(key_type, bytes(blob))

@@ -60,6 +60,7 @@ LAYERS = (
             "geossh.rsakey",
             "geossh.ecdsakey",
             "geossh.ed25519key",
+            "geossh.skkey",
             "geossh.common",
             "geossh.util",
             "geossh.file",
@@ -155,7 +156,9 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
     frozenset({"geossh.proto.keys", "geossh.proto._certs"}): (
         "certificates and keys share private helpers"
     ),
-    frozenset({"geossh.pkey", "geossh.rsakey", "geossh.ecdsakey", "geossh.ed25519key"}): (
+    frozenset(
+        {"geossh.pkey", "geossh.rsakey", "geossh.ecdsakey", "geossh.ed25519key", "geossh.skkey"}
+    ): (
         "PKey's factories name their subclasses (paramiko's layout)"
     ),
     frozenset(

@@ -1,0 +1,102 @@
+"""A software FIDO authenticator for tests: security-key user keys and their signatures.
+
+Makes ``sk-ssh-ed25519@openssh.com`` and ``sk-ecdsa-sha2-nistp256@openssh.com``
+keys (PROTOCOL.u2f) with ``cryptography`` and signs the way a hardware key
+does: over ``SHA256(application) || flags || counter || SHA256(data)``.
+``PKey`` makes it usable by paramiko's client as an identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Any
+
+import paramiko
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+ED25519 = "sk-ssh-ed25519@openssh.com"
+ECDSA = "sk-ecdsa-sha2-nistp256@openssh.com"
+PRESENT, VERIFIED = 0x01, 0x04
+
+
+def _string(data: bytes | str) -> bytes:
+    raw = data.encode() if isinstance(data, str) else data
+    return struct.pack(">I", len(raw)) + raw
+
+
+def _mpint(value: int) -> bytes:
+    raw = value.to_bytes((value.bit_length() + 8) // 8, "big")
+    return _string(raw)
+
+
+class Authenticator:
+    """One credential: its public blob, and assertions with chosen flags."""
+
+    def __init__(self, kind: str = ED25519, application: str = "ssh:") -> None:
+        self.kind = kind
+        self.application = application
+        self.counter = 0
+        if kind == ED25519:
+            self._key: Any = ed25519.Ed25519PrivateKey.generate()
+            raw = self._key.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+            self.blob = _string(kind) + _string(raw) + _string(application)
+        else:
+            self._key = ec.generate_private_key(ec.SECP256R1())
+            point = self._key.public_key().public_bytes(
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+            )
+            self.blob = _string(kind) + _string("nistp256") + _string(point) + _string(application)
+
+    def sign(self, data: bytes, flags: int = PRESENT) -> bytes:
+        """An SSH signature blob, as the authenticator and ssh-sk-helper make it."""
+        self.counter += 1
+        signed = (
+            hashlib.sha256(self.application.encode()).digest()
+            + bytes((flags,))
+            + struct.pack(">I", self.counter)
+            + hashlib.sha256(data).digest()
+        )
+        if self.kind == ED25519:
+            sig = self._key.sign(signed)
+        else:
+            r, s = decode_dss_signature(self._key.sign(signed, ec.ECDSA(hashes.SHA256())))
+            sig = _mpint(r) + _mpint(s)
+        return _string(self.kind) + _string(sig) + bytes((flags,)) + struct.pack(">I", self.counter)
+
+    def openssh_line(self) -> str:
+        import base64
+
+        return f"{self.kind} {base64.b64encode(self.blob).decode()}"
+
+
+class PKey(paramiko.PKey):
+    """paramiko's client identity backed by an ``Authenticator`` (flags chosen per test)."""
+
+    def __init__(self, authenticator: Authenticator, flags: int = PRESENT) -> None:
+        self.authenticator = authenticator
+        self.flags = flags
+        self.public_blob = None
+
+    def get_name(self) -> str:
+        return self.authenticator.kind
+
+    @property
+    def algorithm_name(self) -> str:
+        return "SK"
+
+    def asbytes(self) -> bytes:
+        return self.authenticator.blob
+
+    def get_bits(self) -> int:
+        return 256
+
+    def can_sign(self) -> bool:
+        return True
+
+    def sign_ssh_data(self, data: bytes, algorithm: str | None = None) -> bytes:
+        return self.authenticator.sign(data, self.flags)
