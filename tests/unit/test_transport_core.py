@@ -306,7 +306,7 @@ def test_server_ext_info_slot() -> None:
     for _ in range(reader.u32()):
         name = reader.string()
         extensions[name] = reader.string()
-    assert list(extensions)[0] == b"server-sig-algs"
+    assert next(iter(extensions)) == b"server-sig-algs"
     assert extensions[b"publickey-hostbound@openssh.com"] == b"0"
     assert extensions[b"ping@openssh.com"] == b"0"
     session.rekey()
