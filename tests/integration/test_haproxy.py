@@ -217,7 +217,8 @@ def test_v2_logins_land_on_both_nodes_with_the_client_address(fleet: Fleet) -> N
     banner_check = (
         "    option tcp-check\n    tcp-check expect string SSH-2.0-\n    balance roundrobin"
     )
-    fleet.start("send-proxy-v2 check inter 50ms fall 1 rise 1", backend=banner_check)
+    max_startups = ("--max-startups", "1")  # checks in flight must never crowd a client out
+    fleet.start("send-proxy-v2 check inter 50ms fall 1 rise 1", max_startups, banner_check)
     assert _lands(fleet) == set(NODES)  # one known_hosts entry, strict checking, both nodes
     for text in fleet.node_logs():
         assert f"connection from {CLIENT}:" in text and "authenticated as" in text
