@@ -90,9 +90,8 @@ class Fleet:
             argv += ["--authorized-keys", str(keys), "--no-password", "--no-sftp"]
             argv += ["--proxy-from", BALANCER, *node_args]
             log = self.tmp / f"node-{address}.log"
-            node = ServerProcess(argv, log, env=python_env(HOME=str(home)))
-            self.nodes.append(node)
-            node.start()
+            self.nodes.append(ServerProcess(argv, log, env=python_env(HOME=str(home))))
+        gevent.joinall([gevent.spawn(node.start) for node in self.nodes], raise_error=True)
         listener = socket.socket()
         listener.bind((BALANCER, 0))
         listener.listen(64)
@@ -100,14 +99,14 @@ class Fleet:
         config = self.tmp / "haproxy.cfg"
         config.write_text(_config(listener.fileno(), self.nodes, self.witness.port,
                                   server_options, backend))  # fmt: skip
-        log = open(self.tmp / "haproxy.log", "wb")  # noqa: SIM115 (kept open for the process)
+        output = open(self.tmp / "haproxy.log", "wb")  # noqa: SIM115 (kept open for the process)
         try:
             self.haproxy = gevent.subprocess.Popen(
                 ["haproxy", "-db", "-f", str(config)], pass_fds=[listener.fileno()],
-                stdout=log, stderr=log, cwd=str(ROOT),
+                stdout=output, stderr=output, cwd=str(ROOT),
             )  # fmt: skip
         finally:
-            log.close()
+            output.close()
             listener.close()  # HAProxy has its own copy
         public = (self.keydir / "host_ed25519.pub").read_text().split()
         self.known_hosts.write_text(f"[{BALANCER}]:{self.port} {public[0]} {public[1]}\n")
