@@ -224,7 +224,7 @@ def test_v2_logins_land_on_both_nodes_with_the_client_address(fleet: Fleet) -> N
     fleet.assert_checks_harmless()
 
 
-def test_v1_send_proxy_and_plain_tcp_checks(fleet: Fleet) -> None:
+def test_v1_send_proxy_logins_and_checks(fleet: Fleet) -> None:
     """send-proxy (v1): checks carry HAProxy's own addresses; the clients' their own."""
     fleet.start("send-proxy check inter 50ms fall 1 rise 1", backend="    balance roundrobin")
     assert _lands(fleet) == set(NODES)
