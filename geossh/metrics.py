@@ -88,7 +88,7 @@ def _forget_dead(path: str) -> None:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            multiprocess.mark_process_dead(pid, path)
+            multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
         except PermissionError:
             pass
 
@@ -112,7 +112,7 @@ def serve(address: tuple[str, int], registry: Any = None) -> tuple[Any, threadin
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path)
+        multiprocess.MultiProcessCollector(registry, path)  # type: ignore[no-untyped-call]
     metrics_app = make_wsgi_app(registry or REGISTRY)
 
     def app(environ: Any, start_response: Any) -> Any:
@@ -123,7 +123,7 @@ def serve(address: tuple[str, int], registry: Any = None) -> tuple[Any, threadin
     host, port = address
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
-    class Server(ThreadingWSGIServer):  # type: ignore[misc]
+    class Server(ThreadingWSGIServer):  # type: ignore[misc,unused-ignore]  # Any without it
         address_family = family
 
         def server_bind(self) -> None:
