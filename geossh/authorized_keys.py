@@ -34,6 +34,7 @@ from typing import Any
 
 from geossh.proto.keys import (
     KEY_TYPES,
+    SK_KEY_TYPES,
     Certificate,
     KeyParseError,
     SSHKey,
@@ -426,7 +427,7 @@ def _read_key(text: str) -> tuple[SSHKey, str] | None:
             return None
     except (binascii.Error, ValueError):
         return None
-    if parts[0] not in KEY_TYPES:
+    if parts[0] not in KEY_TYPES and parts[0] not in SK_KEY_TYPES:
         raise UnsupportedKeyLine(f"unsupported key type {parts[0]!r}")
     comment = parts[2].strip(_BLANK) if len(parts) > 2 else ""
     return public_key_from_blob(blob), comment

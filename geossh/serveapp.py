@@ -36,6 +36,7 @@ from geossh.forward import ForwardingPolicy, ForwardingServer
 from geossh.oscommand import OSCommand
 from geossh.proto.keys import KeyParseError, parse_certificate
 from geossh.session import Session
+from geossh.skkey import SKKey
 
 log = logging.getLogger("geossh.server")
 
@@ -199,6 +200,9 @@ class ServeInterface(ForwardingServer):
                 )
             if entry is not None:
                 self.entry = entry
+                if isinstance(key, SKKey):  # no-touch-required / verify-required
+                    key.touch_required = entry.touch_required
+                    key.verify_required = entry.verify_required
                 return AUTH_SUCCESSFUL
         if certificate is not None:
             log.info("Certificate %r refused: %s", certificate.key_id, reason)
