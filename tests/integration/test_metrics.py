@@ -8,16 +8,20 @@ count exactly that, with one process and with two workers (their totals add up).
 from __future__ import annotations
 
 import getpass
+import os
+import re
 import shutil
+import signal
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import gevent.select
 import gevent.socket
 import pytest
 
 from tests.conftest import require
-from tests.forward_support import wait_until
+from tests.forward_support import free_port, wait_until
 from tests.server_kit import SSH_OPTIONS, ServerProcess, python_env, run, ssh_argv
 from tests.support import in_thread
 
@@ -144,3 +148,41 @@ def test_scraped_metrics_count_known_traffic(
     assert value(samples, "geossh_reloads_total") == 0
     assert total(samples, "geossh_source_refusals_total") == 0
     assert PASSWORD not in log and "not the password" not in log
+
+
+def test_totals_go_on_across_a_reload(tmp_path: Path, home: Path, keydir: Path) -> None:
+    """SIGHUP: the new generation binds the same metrics port and keeps counting."""
+    require("ssh")
+    env = python_env(HOME=str(home))
+    env.pop("XDG_STATE_HOME", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    mport = free_port()
+    argv = ["-m", "geossh", "serve", "--port", "0", "--metrics", f"127.0.0.1:{mport}"]
+    server = ServerProcess(argv, tmp_path / "serve.log", env).start()
+    url = f"http://127.0.0.1:{mport}/metrics"
+    successor = None
+    try:
+        login = ssh_argv(server.port, keydir / "user_ed25519", "true", user=ME)
+        assert run(login, input=b"").returncode == 0
+        server.signal(signal.SIGHUP)
+        found = wait_until(lambda: re.search(r"new generation \(pid (\d+)\)", server.log()), 60,
+                           "the new generation")  # fmt: skip
+        successor = os.pidfd_open(int(found.group(1)))
+        assert server.wait(30) == 0  # the old generation drained (nothing open) and exited
+        assert run(login, input=b"").returncode == 0
+
+        def counted() -> Samples | None:
+            samples = scrape(url)
+            done = total(samples, "geossh_connections_total") == 2
+            return samples if done and value(samples, "geossh_connections_open") == 0 else None
+
+        samples = wait_until(counted, 30, "both logins counted")
+        assert value(samples, "geossh_logins_total", method="publickey") == 2
+        assert value(samples, "geossh_reloads_total") == 1
+    finally:
+        server.stop()
+        if successor is not None:
+            os.kill(int(found.group(1)), signal.SIGTERM)
+            if not gevent.select.select([successor], [], [], 30)[0]:
+                os.kill(int(found.group(1)), signal.SIGKILL)
+            os.close(successor)
