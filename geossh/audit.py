@@ -93,6 +93,9 @@ class _Session:
 class AuditLog(Observer):
     """Logs logins, sessions and forwards under ``geossh.audit`` (see module docstring)."""
 
+    def __init__(self) -> None:
+        self._sessions: dict[Any, _Session] = {}  # open session channels
+
     def auth(self, transport: Any, username: str, method: str, result: str, details: Any) -> None:
         if method == "none" and result == "refused":
             return
@@ -115,7 +118,7 @@ class AuditLog(Observer):
             fields["subsystem"] = printable(what, 64)
         fields["user"] = printable(transport.get_username() or "", 128)
         fields.update(client_fields(transport))
-        channel._audit_session = _Session(fields)
+        self._sessions[channel] = _Session(fields)
         if log.isEnabledFor(logging.INFO):
             emit("session", "start", fields)
 
@@ -133,10 +136,9 @@ class AuditLog(Observer):
         emit("forward", "open", fields)
 
     def channel_closed(self, transport: Any, channel: Any) -> None:
-        session = getattr(channel, "_audit_session", None)
+        session = self._sessions.pop(channel, None)
         if session is None:
             return
-        channel._audit_session = None
         if not log.isEnabledFor(logging.INFO):
             return
         fields = dict(session.fields)

@@ -199,7 +199,8 @@ class Metrics(Observer):
             namespace=ns, registry=reg, buckets=AUTH_BUCKETS,
         )  # fmt: skip
         self.reloads = counter("reloads", "Generations started by a reload (SIGHUP)")
-        self._open: dict[Any, _Open] = {}
+        self._open: dict[Any, _Open] = {}  # transport -> its state
+        self._sessions: dict[Any, str] = {}  # session channel -> kind
         self._flusher: Any = None
         self._flusher_pid = 0
 
@@ -265,24 +266,24 @@ class Metrics(Observer):
         self.channels_open.inc()
         kind = FORWARD_KINDS.get(channel.kind)
         if kind is not None:
-            channel._metrics_forward = kind
             self.forwards.labels(kind).inc()
             self.forwards_open.labels(kind).inc()
 
     def session_started(self, transport: Any, channel: Any, kind: str, what: Any) -> None:
+        if channel in self._sessions:  # one program per channel: counted once
+            return
         kind = _label(kind, SESSION_KINDS)
-        channel._metrics_session = kind
+        self._sessions[channel] = kind
         self.sessions.labels(kind).inc()
         self.sessions_open.labels(kind).inc()
 
     def channel_closed(self, transport: Any, channel: Any) -> None:
         self.channels_open.dec()
-        forward = getattr(channel, "_metrics_forward", None)
+        forward = FORWARD_KINDS.get(channel.kind)
         if forward is not None:
             self.forwards_open.labels(forward).dec()
-        session = getattr(channel, "_metrics_session", None)
+        session = self._sessions.pop(channel, None)
         if session is not None:
-            channel._metrics_session = None
             self.sessions_open.labels(session).dec()
 
 
