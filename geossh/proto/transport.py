@@ -616,7 +616,7 @@ class TransportLayer:
         """
         ours = {key.public_blob: key for key in self.config.host_keys.values()}
         reader = wire.Reader(data, 0)
-        proofs = []
+        proofs: list[bytes] = []
         try:
             while reader.remaining:
                 if len(proofs) >= len(ours):

@@ -158,9 +158,7 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
     ),
     frozenset(
         {"geossh.pkey", "geossh.rsakey", "geossh.ecdsakey", "geossh.ed25519key", "geossh.skkey"}
-    ): (
-        "PKey's factories name their subclasses (paramiko's layout)"
-    ),
+    ): ("PKey's factories name their subclasses (paramiko's layout)"),
     frozenset(
         {
             "geossh.transport",
