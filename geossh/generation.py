@@ -133,7 +133,7 @@ def reload(server: Server) -> bool:
             server._successor = None
         if server._stopping:  # SIGTERM came during the reload: no one takes over
             if failure is None:
-                _end(successor.pid)
+                _end(successor)
             log.info("reload abandoned: pid %d is stopping", os.getpid())
             return False
         if failure is not None:
@@ -146,18 +146,23 @@ def reload(server: Server) -> bool:
             successor.pid, len(server.connections),
         )  # fmt: skip
         gevent.spawn(server.drain)
+        gevent.spawn(_reap, successor)
         return True
     finally:
         server._reloading = False
 
 
-def _end(pid: int) -> None:
+def _reap(successor: Successor) -> None:
+    """The new generation is our child: reap it if it exits first (no zombie left)."""
+    how = successor.join(gevent.select.select)
+    log.info("reload: pid %d (the generation after this one) exited (%s)", successor.pid, how)
+
+
+def _end(successor: Successor) -> None:
     """SIGTERM a new generation that got ready too late (it stops gracefully)."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    log.warning("reload abandoned: stopping the new generation (pid %d) too", pid)
+    if successor.terminate():
+        log.warning("reload abandoned: stopping the new generation (pid %d) too", successor.pid)
+    successor.close()
 
 
 def _busy(server: Server) -> str:

@@ -49,6 +49,7 @@ class Successor:
         self.pid = pid
         self._handover = handover
         self._pidfd = pidfd
+        self._forged = 0  # handover messages from other processes
 
     @classmethod
     def start(
@@ -84,7 +85,11 @@ class Successor:
         return cls(pid, handover, pidfd)
 
     def wait(self, select: Select, timeout: float = READY_TIMEOUT) -> str | None:
-        """None once the successor said READY=1; otherwise why not (it is then gone)."""
+        """None once the successor said READY=1; otherwise why not (it is then gone).
+
+        On READY the pidfd stays open for ``join()``.
+        """
+        ready = False
         try:
             deadline = _clock() + timeout
             while True:
@@ -94,9 +99,22 @@ class Successor:
                     return f"new generation (pid {self.pid}) not ready within {timeout:g} s"
                 readable, _, _ = select([self._handover, self._pidfd], [], [], left)
                 if self._handover in readable and self._ready():
+                    ready = True
                     return None
                 if self._pidfd in readable:
-                    return f"new generation (pid {self.pid}) exited {_status(self.pid)}"
+                    how = _ended(self.pid) or "see its log lines above"
+                    return f"new generation (pid {self.pid}) exited before it was ready ({how})"
+        finally:
+            self._handover.close()
+            if not ready:
+                self.close()
+
+    def join(self, select: Select) -> str:
+        """Wait until the successor (which took over) exits; reap it; how it ended."""
+        try:
+            if self._pidfd >= 0:
+                select([self._pidfd], [], [])
+            return _ended(self.pid) or "exited"
         finally:
             self.close()
 
@@ -112,8 +130,10 @@ class Successor:
             if (level, kind) == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS):
                 sender = CREDENTIALS.unpack(payload[: CREDENTIALS.size])[0]
         if sender != self.pid:
-            log.warning("reload: ignored a handover message from pid %s (not the new "
-                        "generation, pid %d)", sender, self.pid)  # fmt: skip
+            self._forged += 1
+            if self._forged == 1:  # once: a flood must not flood the log
+                log.warning("reload: ignored a handover message from pid %s (not the new "
+                            "generation, pid %d)", sender, self.pid)  # fmt: skip
             return False
         return "READY=1" in data.decode(errors="replace").split("\n")
 
@@ -131,7 +151,7 @@ class Successor:
         """End a successor that is not ready (SIGKILL; it serves nothing yet)."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        _status(self.pid)
+        _ended(self.pid)
 
     def close(self) -> None:
         self._handover.close()
@@ -146,15 +166,15 @@ def _clock() -> float:
     return time.monotonic()
 
 
-def _status(pid: int) -> str:
-    """Reap ``pid`` if we still can; a description of how it ended."""
+def _ended(pid: int) -> str | None:
+    """Reap ``pid`` (it has exited or is about to); how it ended, or None if reaped already."""
     try:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:  # reaped by someone else (gevent's SIGCHLD watcher)
-        return "before it was ready (see its log lines above)"
+        return None
     if os.WIFSIGNALED(status):
-        return f"before it was ready: killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"before it was ready with status {os.waitstatus_to_exitcode(status)}"
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"status {os.waitstatus_to_exitcode(status)}"
 
 
 def _exec(argv: list[str], env: dict[str, str], fds: list[int]) -> None:  # pragma: no cover

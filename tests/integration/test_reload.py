@@ -570,6 +570,10 @@ def test_upgrade_runs_new_code_and_a_broken_one_keeps_the_old(
     service.wait_line("draining: ")
     assert client.run("greet").stdout == f"version 2 {second}\n".encode()
     hold.round()  # the old code still serves the old session
+    third = service.reload()  # the second generation served only short connections: it exits
+    service.wait_line(f"reload: pid {second} (the generation after this one) exited (status 0)")
+    assert not Path(f"/proc/{second}").exists()  # reaped by its parent: no zombie
+    assert client.run("greet").stdout == f"version 2 {third}\n".encode()
     assert not service.exited(first, timeout=0)
     assert hold.end() == 0
     assert service.exited(first)
