@@ -533,7 +533,7 @@ def handler(session):
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(message)s")
 key = geossh.PKey.from_path(sys.argv[1])
 server = Server(("127.0.0.1", 0), Anyone, host_keys=[key], exec_handler=handler,
-                max_startups=None)
+                max_startups=None, reload_timeout=float(os.environ.get("RELOAD_TIMEOUT", 60)))
 print(f"serving on 127.0.0.1:{server.port}", flush=True)
 server.serve_forever()
 """
@@ -745,3 +745,26 @@ def test_forged_handover_message_is_ignored(
     assert Client(keydir, service.port).run("greet").stdout == f"v1 {first}\n".encode()
     service.signal(signal.SIGTERM)
     assert service.finished() == 0
+
+
+def test_new_generation_not_ready_in_time_is_killed(
+    tmp_path: Path, keydir: Path, closing: list[Any]
+) -> None:
+    """reload_timeout: a new generation stuck while starting is killed; the old one serves on."""
+    require("ssh")
+    (tmp_path / "app.py").write_text(APP)
+    greeting = tmp_path / "greeting.py"
+    greeting.write_text('ANSWER = "v1"\n')
+    argv = [str(tmp_path / "app.py"), str(keydir / "host_ed25519")]
+    service = Service(argv, RELOAD_TIMEOUT="0.5")
+    closing.append(service)
+    first = service.start().main
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    greeting.write_text(f"open({str(gate)!r}).read()\n")  # nobody ever opens it to write
+    service.signal(signal.SIGHUP)
+    failed = service.notify.next("READY")
+    assert "MAINPID" not in failed and "not ready within 0.5 s" in failed["STATUS"], failed
+    assert Client(keydir, service.port).run("greet").stdout == f"v1 {first}\n".encode()
+    service.signal(signal.SIGTERM)
+    assert service.finished() == 0  # the stuck one was killed, not left behind
