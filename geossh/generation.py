@@ -44,21 +44,22 @@ def status(server: Server, workers: int = 1) -> str:
     return f"serving on {where} (pid {os.getpid()}{extra})"
 
 
-def serve(server: Server, reloadable: bool = True) -> None:
+def serve(server: Server, worker: bool = False) -> None:
     """Start, tell the service manager, and serve until stopped or drained.
 
     The signal handlers are in place before READY=1 is sent: the next
     reload's SIGHUP may come the moment the service manager hears it.
-    ``reloadable=False`` (a worker of ``geossh.workers``) leaves SIGHUP alone.
+    A worker of ``geossh.workers`` (``worker=True``) neither reloads nor
+    notifies: its supervisor is the service's main process.
     """
-    notifier = server.notifier = Notifier.from_environment()
+    notifier = server.notifier = Notifier(None) if worker else Notifier.from_environment()
     reloads = gevent.pool.Group()
     actions = {
         signal.SIGTERM: lambda: _stop(server),
         signal.SIGINT: lambda: _stop(server),
         signal.SIGUSR1: lambda: gevent.spawn(server.drain),
     }
-    if reloadable:
+    if not worker:
         actions[signal.SIGHUP] = lambda: reloads.spawn(reload, server)
     handlers = []
     for signum, action in actions.items():

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from geossh import generation
+from geossh.systemd import Notifier
 
 if TYPE_CHECKING:
     from geossh.runner import Server
@@ -47,6 +48,7 @@ class _Supervisor:
         self.server = server
         self.children: dict[int, tuple[int, float]] = {}  # pid → (index, start time)
         self.stopping = False
+        self.notifier = Notifier.from_environment()  # the supervisor speaks for the service
 
     def run(self) -> None:
         signals = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGHUP)
@@ -55,6 +57,7 @@ class _Supervisor:
         try:
             for index in range(self.server.workers):
                 self._spawn(index)
+            self.notifier.ready(generation.status(self.server, self.server.workers))
             while self.children:
                 try:
                     pid, status = os.waitpid(-1, 0)
@@ -69,6 +72,7 @@ class _Supervisor:
             for sock in self.server.sockets:
                 sock.close()
             self.server.sockets = []
+            self.notifier.close()
             log.info("supervisor: all workers stopped")
 
     def _reaped(self, pid: int, status: int) -> None:
@@ -97,6 +101,7 @@ class _Supervisor:
         if self.stopping:
             return
         self.stopping = True
+        self.notifier.stopping()
         log.info("supervisor: signal %d, stopping %d worker(s)", signum, len(self.children))
         self._kill_all(signal.SIGTERM)
         signal.setitimer(signal.ITIMER_REAL, self.server.stop_timeout + KILL_MARGIN)
@@ -126,7 +131,7 @@ def _worker(server: Server, index: int) -> Any:
         server.workers = 1
         server.start()
         log.info("worker %d (pid %d) serving", index, os.getpid())
-        generation.serve(server, reloadable=False)
+        generation.serve(server, worker=True)
         code = 0
     except BaseException:
         log.exception("worker %d (pid %d) failed", index, os.getpid())

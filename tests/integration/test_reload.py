@@ -72,6 +72,18 @@ class Notify:
                 if key in message:
                     return message
 
+    def rest(self) -> list[dict[str, str]]:
+        """Every message received so far, reading what is queued without waiting."""
+        self.sock.settimeout(0.0)  # gevent: raise instead of waiting
+        try:
+            while True:
+                data = self.sock.recv(4096).decode()
+                self.messages.append(dict(line.split("=", 1) for line in data.splitlines()))
+        except (BlockingIOError, TimeoutError):
+            return self.messages
+        finally:
+            self.sock.settimeout(None)
+
     def close(self) -> None:
         self.sock.close()
 
@@ -693,7 +705,10 @@ def test_sigusr1_drains_and_exits(tmp_path: Path, keydir: Path, closing: list[An
 
 
 def test_sighup_with_workers_is_ignored(tmp_path: Path, keydir: Path, closing: list[Any]) -> None:
-    """--workers 2: no reload (not supported), and SIGHUP must not kill the supervisor."""
+    """--workers 2: no reload (not supported), SIGHUP must not kill the supervisor.
+
+    The supervisor alone talks to the service manager (READY=1 with its pid, STOPPING=1).
+    """
     service = serve_cli(tmp_path, keydir, "--workers", "2")
     closing.append(service)
     workers = service.wait_line(") serving", count=2)
@@ -702,6 +717,8 @@ def test_sighup_with_workers_is_ignored(tmp_path: Path, keydir: Path, closing: l
     client = Client(keydir, int(match.group(1)))
     reaper = service.proc.pid
     supervisor = int(Path(f"/proc/{reaper}/task/{reaper}/children").read_text().split()[0])
+    ready = service.notify.next("READY")
+    assert ready["MAINPID"] == str(supervisor) and ready["STATUS"].endswith(", 2 workers)")
     service.signal(signal.SIGHUP, supervisor)
     service.wait_line("supervisor: SIGHUP ignored")
     for line in workers:
@@ -710,8 +727,11 @@ def test_sighup_with_workers_is_ignored(tmp_path: Path, keydir: Path, closing: l
         service.signal(signal.SIGHUP, int(pid.group(1)))  # ignored: not a reload either
     assert client.run("echo hi").stdout == b"hi\n"
     service.signal(signal.SIGTERM, supervisor)
+    service.notify.next("STOPPING")
     assert service.finished() == 0
     assert "reload: " not in service.text()
+    senders = {m.get("MAINPID") for m in service.notify.rest() if "READY" in m}
+    assert senders == {str(supervisor)}  # no worker claimed to be the main process
 
 
 def test_forged_handover_message_is_ignored(
