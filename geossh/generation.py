@@ -3,10 +3,13 @@
 ``serve(server)`` runs a single-process server (``workers=1``) until it
 has stopped or drained. Signals (main thread only):
 
-* SIGTERM, SIGINT: ``server.stop()`` (sessions get ``stop_timeout`` s).
+* SIGTERM, SIGINT: ``server.stop()`` (sessions get ``stop_timeout`` s); a
+  new generation still starting is ended too.
 * SIGHUP: ``reload(server)``: start the next generation (``geossh.reload``)
-  on the same sockets; once it is ready, stop accepting and drain.
-* SIGUSR1: drain: stop accepting, exit when the last session ends.
+  on the same sockets; once it is ready, stop accepting and drain. Ignored
+  (logged) during a reload and once this generation has handed over.
+* SIGUSR1: drain: stop accepting, exit when the last session ends (or
+  ``drain_limit`` s later).
 
 The service manager hears READY=1 with a STATUS line once accepting,
 RELOADING=1 during a reload (then MAINPID= of the new generation and
