@@ -85,6 +85,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--scale", help="connection counts for the scale workload, e.g. 1000,10000")
     parser.add_argument("--bulk-mib", type=int, help="bulk transfer size (default 256)")
+    parser.add_argument(
+        "--ossh-kex",
+        metavar="NAME",
+        help="pin the OpenSSH-client workload's KexAlgorithms (default: the client's own list)",
+    )
     parser.add_argument("--sftp-mib", type=int, help="SFTP file size (default 256)")
     parser.add_argument(
         "--out",
@@ -117,6 +122,8 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         changes["bulk_bytes"] = args.bulk_mib << 20
     if args.sftp_mib:
         changes["sftp_bytes"] = args.sftp_mib << 20
+    if args.ossh_kex:
+        changes["ossh_kex"] = args.ossh_kex
     return replace(sizes, **changes)
 
 
@@ -379,6 +386,8 @@ class Run:
 
     # -- output ------------------------------------------------------------------------------
     def write(self, started: float) -> int:
+        for target in self.targets:
+            self.notes.extend(f"{target.name}: {note}" for note in target.notes)
         summ = report.summary(self.results)
         servers = [t.name for t in self.targets]
         servers += [s for s in ("geossh-r1", "geossh-w2") if s in self.results]
@@ -389,7 +398,11 @@ class Run:
         info = report.machine(self.sshd_version)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         mode = "smoke" if self.args.smoke else "quick" if self.args.quick else "full"
-        partial = self.args.workloads != ",".join(ALL_WORKLOADS) or self.args.baseline
+        partial = (
+            self.args.workloads != ",".join(ALL_WORKLOADS)
+            or self.args.baseline
+            or self.args.ossh_kex
+        )
         if partial or (self.args.servers != ",".join(ALL_SERVERS) and not self.args.smoke):
             mode += "-custom"  # never overwrites latest-full/latest-quick
         text = "\n\n".join(

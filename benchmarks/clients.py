@@ -75,16 +75,19 @@ def ssh_argv(endpoint: Endpoint, command: str, cipher: str = CONNECT_CIPHER) -> 
     ]
 
 
-def default_ssh_argv(endpoint: Endpoint, command: str) -> list[str]:
+def default_ssh_argv(endpoint: Endpoint, command: str, kex: str | None = None) -> list[str]:
     """``ssh`` as a user runs it: OpenSSH's default kex, cipher and MAC lists.
 
     Only what a benchmark cannot leave to chance is set: no config file,
     agent or known_hosts, the Ed25519 key, batch mode. Each server then
-    negotiates the client's first choice it supports.
+    negotiates the client's first choice it supports. ``kex`` pins
+    KexAlgorithms (to compare servers doing the same exchange).
     """
+    pinned = ["-o", f"KexAlgorithms={kex}"] if kex else []
     return [
         "ssh",
         "-T",
+        *pinned,
         "-p",
         str(endpoint.port),
         "-F",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import selectors
 import subprocess
 import sys
@@ -85,6 +86,7 @@ class Sizes:
     ossh_seq: int = 60  # OpenSSH workload: sequential ssh processes
     ossh_total: int = 300  # ... and ssh processes run with ossh_in_flight at a time
     ossh_in_flight: int = 50
+    ossh_kex: str | None = None  # --ossh-kex: pin the OpenSSH client's KexAlgorithms
 
 
 @dataclass
@@ -206,8 +208,8 @@ def openssh_connections(bench: Bench, target: Target) -> dict[str, float]:
     application's ``accept(1)`` loop) is part of what it costs.
     """
     sizes = bench.sizes
-    argv = clients.default_ssh_argv(bench.endpoint(target), "echo hi")
-    _check_echo(argv)  # warm-up: first-use imports are not measured
+    argv = clients.default_ssh_argv(bench.endpoint(target), "echo hi", sizes.ossh_kex)
+    _note_negotiated(target, argv)  # also the warm-up: first-use imports are not measured
     target.settle()
     user0, sys0 = target.cpu_split()
     walls = []
@@ -236,6 +238,27 @@ def openssh_connections(bench: Bench, target: Target) -> dict[str, float]:
         "ossh.flight_user_ms": 1000 * (user2 - user1) / flight,
         "ossh.flight_sys_ms": 1000 * (sys2 - sys1) / flight,
     }
+
+
+def _note_negotiated(target: Target, argv: list[str]) -> None:
+    """Record (once) which kex and cipher OpenSSH's defaults end up with on ``target``.
+
+    The client's own cost differs by kex: sntrup761x25519 (OpenSSH 9.0-9.8's
+    first choice, offered by sshd and by geossh with the ``pq`` extra) costs
+    the 9.2 client ~100 ms of its own CPU per connection, curve25519 ~1 ms.
+    """
+    result = _run([*argv[:2], "-v", *argv[2:]], 120)
+    if result.stdout != b"hi\n":
+        raise RuntimeError(f"ssh echo hi printed {result.stdout[:100]!r}")
+    if any(n.startswith("OpenSSH defaults negotiate") for n in target.notes):
+        return
+    text = result.stderr.decode(errors="replace")
+    kex = re.search(r"kex: algorithm: (\S+)", text)
+    cipher = re.search(r"kex: server->client cipher: (\S+)", text)
+    target.notes.append(
+        f"OpenSSH defaults negotiate kex {kex.group(1) if kex else '?'}, "
+        f"cipher {cipher.group(1) if cipher else '?'}"
+    )
 
 
 def _check_echo(argv: list[str]) -> None:
