@@ -537,6 +537,8 @@ class Anyone(geossh.ServerInterface):
 
 def handler(session):
     session.write(f"{greeting.ANSWER} {os.getpid()}\\n")
+    if session.command_text == "reload":  # the API: Server.reload() from a session
+        session.write(f"{server.reload()}\\n")
     if session.command_text == "hold":
         while data := session.channel.recv(65536):
             session.channel.sendall(data)
@@ -770,7 +772,7 @@ def test_forged_handover_message_is_ignored(
 def test_new_generation_not_ready_in_time_is_killed(
     tmp_path: Path, keydir: Path, closing: list[Any]
 ) -> None:
-    """reload_timeout: a new generation stuck while starting is killed; the old one serves on."""
+    """Server.reload(): a new generation stuck starting is killed after reload_timeout."""
     require("ssh")
     (tmp_path / "app.py").write_text(APP)
     greeting = tmp_path / "greeting.py"
@@ -779,12 +781,19 @@ def test_new_generation_not_ready_in_time_is_killed(
     service = Service(argv, RELOAD_TIMEOUT="0.5")
     closing.append(service)
     first = service.start().main
+    client = Client(keydir, service.port)
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     greeting.write_text(f"open({str(gate)!r}).read()\n")  # nobody ever opens it to write
-    service.signal(signal.SIGHUP)
+    assert client.run("reload").stdout == f"v1 {first}\nFalse\n".encode()
     failed = service.notify.next("READY")
     assert "MAINPID" not in failed and "not ready within 0.5 s" in failed["STATUS"], failed
-    assert Client(keydir, service.port).run("greet").stdout == f"v1 {first}\n".encode()
+    assert client.run("greet").stdout == f"v1 {first}\n".encode()
+    greeting.write_text('ANSWER = "v2"\n')
+    assert client.run("reload").stdout == f"v1 {first}\nTrue\n".encode()
+    second = int(service.notify.next("READY")["MAINPID"])
+    service._adopt(second)
+    assert service.exited(first)  # its last session was the one that asked for the reload
+    assert client.run("greet").stdout == f"v2 {second}\n".encode()
     service.signal(signal.SIGTERM)
     assert service.finished() == 0  # the stuck one was killed, not left behind
