@@ -186,3 +186,27 @@ def test_totals_go_on_across_a_reload(tmp_path: Path, home: Path, keydir: Path) 
             if not gevent.select.select([successor], [], [], 30)[0]:
                 os.kill(int(found.group(1)), signal.SIGKILL)
             os.close(successor)
+
+
+def test_penalty_refusals_are_counted(tmp_path: Path, home: Path, keydir: Path) -> None:
+    """A failed login earns 127.0.0.1 a penalty: its next connection is refused and counted."""
+    require("ssh")
+    penalties = ("--per-source-penalties", "authfail:30s min:15s")  # after start()'s "no": wins
+    server, url = start(tmp_path, home, *penalties)
+    try:
+        bad_key = run(ssh_argv(server.port, keydir / "other_ed25519", "true", user=ME))
+        assert bad_key.returncode == 255
+
+        def ended(outcome: str) -> Samples | None:
+            samples = scrape(url)
+            return samples if value(samples, "geossh_connections_total", outcome=outcome) else None
+
+        wait_until(lambda: ended("authfail"), 30, "the failed login counted")
+        refused = run(ssh_argv(server.port, keydir / "user_ed25519", "true", user=ME))
+        assert refused.returncode == 255
+        samples = wait_until(lambda: ended("refused"), 30, "the refusal counted")
+    finally:
+        server.stop()
+    assert value(samples, "geossh_source_refusals_total", reason="penalty") == 1
+    assert value(samples, "geossh_connections_total", outcome="refused") == 1
+    assert value(samples, "geossh_logins_total", method="publickey") == 0
