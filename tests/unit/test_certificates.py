@@ -29,7 +29,11 @@ KEYGEN = {
     "ecdsa": ["-t", "ecdsa"],
     "rsa": ["-t", "rsa", "-b", "2048"],
 }
-NOW = int(time.time())
+
+
+def now() -> int:
+    """The current time, read per use: a module-level constant goes stale in a long run."""
+    return int(time.time())
 
 
 def keygen(directory: Path, name: str, kind: str) -> Path:
@@ -75,7 +79,7 @@ def ca_key(d: Path, name: str = "ca_ed25519") -> keys.SSHKey:
 def validate(cert: Certificate, d: Path, **kwargs: object) -> str | None:
     args: dict[str, object] = {
         "principal": "alice",
-        "now": NOW,
+        "now": now(),
         "trusted_ca": ca_key(d).__eq__,
         "source_address": "192.0.2.7",
     }
@@ -97,7 +101,7 @@ def test_parse_and_validate(d: Path, tmp_path: Path, ca_kind: str, user_kind: st
     assert cert.key_type == user_key.key_type + keys.CERT_SUFFIX
     assert cert.cert_type is CertType.USER
     assert (cert.key_id, cert.serial, cert.principals) == ("test-id", 42, ("alice", "bob"))
-    assert cert.valid_after <= NOW < cert.valid_before
+    assert cert.valid_after <= now() < cert.valid_before
     assert "permit-pty" in cert.extensions and cert.critical_options == {}
     expected_alg = "rsa-sha2-512" if ca_kind == "rsa" else ca.key_type
     assert cert.signature_algorithm == expected_alg
@@ -210,8 +214,8 @@ def _builder_cert(**options: bytes) -> tuple[Certificate, keys.SSHKey]:
         .public_key(user.public_key())
         .type(serialization.SSHCertificateType.USER)
         .valid_principals([b"alice"])
-        .valid_after(NOW - 60)
-        .valid_before(NOW + 60)
+        .valid_after(now() - 60)
+        .valid_before(now() + 60)
     )
     for name, value in sorted(options.items()):
         builder = builder.add_critical_option(name.replace("_", "-").encode(), value)
@@ -223,12 +227,12 @@ def _builder_cert(**options: bytes) -> tuple[Certificate, keys.SSHKey]:
 def test_invalid_source_address_option() -> None:
     cert, ca = _builder_cert(source_address=b"not-an-address")
     reason = keys.validate_user_certificate(
-        cert, principal="alice", now=NOW, trusted_ca=ca.__eq__, source_address="192.0.2.1"
+        cert, principal="alice", now=now(), trusted_ca=ca.__eq__, source_address="192.0.2.1"
     )
     assert reason is not None and "invalid source-address" in reason
     host_bits, ca = _builder_cert(source_address=b"192.0.2.1/24")
     assert keys.validate_user_certificate(
-        host_bits, principal="alice", now=NOW, trusted_ca=ca.__eq__, source_address="192.0.2.1"
+        host_bits, principal="alice", now=now(), trusted_ca=ca.__eq__, source_address="192.0.2.1"
     )
 
 
@@ -240,9 +244,8 @@ def test_trusted_ca_callback_gets_the_ca_key() -> None:
         seen.append(key)
         return True
 
-    assert (
-        keys.validate_user_certificate(cert, principal="alice", now=NOW, trusted_ca=trusted) is None
-    )
+    verdict = keys.validate_user_certificate(cert, principal="alice", now=now(), trusted_ca=trusted)
+    assert verdict is None
     assert seen == [ca]
 
 
