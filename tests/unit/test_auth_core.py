@@ -418,7 +418,7 @@ def test_malformed_key_blob_is_a_counted_failure(blob: bytes) -> None:
 
 def test_unknown_algorithm_is_a_counted_failure() -> None:
     c = Core()
-    payload = request("publickey", b"\x00", s("sk-ssh-ed25519@openssh.com"), s(b"x"))
+    payload = request("publickey", b"\x00", s("x-unknown-key@example.com"), s(b"x"))
     assert "not allowed" in str(c.request(payload).details["rejected"])
 
 
