@@ -11,7 +11,26 @@ from __future__ import annotations
 __author__ = "geossh developers"
 __license__ = "LGPL-2.1-or-later"
 
-from geossh import agent as agent  # paramiko.agent is there after ``import paramiko``
+# paramiko's submodules are attributes after ``import paramiko`` (``paramiko.util``, ...).
+from geossh import agent as agent
+from geossh import buffered_pipe as buffered_pipe
+from geossh import channel as channel
+from geossh import common as common
+from geossh import ecdsakey as ecdsakey
+from geossh import ed25519key as ed25519key
+from geossh import file as file
+from geossh import message as message
+from geossh import packetizer as packetizer
+from geossh import pkey as pkey
+from geossh import rsakey as rsakey
+from geossh import server as server
+from geossh import sftp_attr as sftp_attr
+from geossh import sftp_handle as sftp_handle
+from geossh import sftp_server as sftp_server
+from geossh import sftp_si as sftp_si
+from geossh import ssh_exception as ssh_exception
+from geossh import transport as transport
+from geossh import util as util
 from geossh._version import __version__ as __version__
 from geossh.agent import AgentKey
 from geossh.channel import Channel, ChannelFile, ChannelStderrFile, ChannelStdinFile
@@ -52,7 +71,6 @@ from geossh.pkey import (
 )
 from geossh.proto.auth import AUTH_PASSWORD_CHANGE_REQUIRED
 from geossh.runner import Server
-from geossh.security import SecurityOptions
 from geossh.server import InteractiveQuery, ServerInterface, SubsystemHandler
 from geossh.session import PtyInfo, Session, SessionExit
 from geossh.sftp import (
@@ -72,7 +90,7 @@ from geossh.sftp import (
     SFTPServer,
     SFTPServerInterface,
 )
-from geossh.transport import Transport
+from geossh.transport import SecurityOptions, Transport
 
 __all__ = [
     "AUTH_FAILED",

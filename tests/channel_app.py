@@ -20,8 +20,8 @@ import gevent.select
 from gevent.event import Event
 
 import geossh
-from geossh.channel import Channel
-from geossh.pty import decode_modes
+from geossh._facade.channel import Channel
+from geossh.services.pty import decode_modes
 from tests.support import ServerHarness, TestServer, run_command
 
 

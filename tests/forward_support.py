@@ -26,7 +26,7 @@ import gevent.server
 import gevent.socket
 import gevent.subprocess
 
-from geossh.forward import ForwardingPolicy, ForwardingServer, ForwardSession
+from geossh.services.forward import ForwardingPolicy, ForwardingServer, ForwardSession
 from tests.support import ServerHarness, TestServer, pattern_block
 
 MiB = 1 << 20

@@ -21,7 +21,7 @@ import gevent
 import gevent.subprocess
 
 import geossh
-from geossh.runner import Server
+from geossh.runner.server import Server
 from tests.support import PASSWORD, USER
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,7 +22,7 @@ import gevent.subprocess
 import pytest
 
 import geossh
-from geossh.channel import Channel
+from geossh._facade.channel import Channel
 from geossh.proto.kex.hybrid import MLKEM_AVAILABLE
 from geossh.proto.kex.sntrup import SNTRUP_AVAILABLE
 from geossh.sftp.local import LocalSFTPServer

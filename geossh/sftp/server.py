@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 from gevent.event import Event
 from gevent.pool import Pool
 
+from geossh._facade.server import ServerInterface, SubsystemHandler
 from geossh._green import fairness
 from geossh.logtext import printable
-from geossh.server import ServerInterface, SubsystemHandler
 from geossh.sftp import protocol as p
 from geossh.sftp.attributes import SFTPAttributes
 from geossh.sftp.base import BaseSFTP
@@ -47,8 +47,8 @@ from geossh.sftp.interface import SFTPServerInterface
 from geossh.sftp.requests import RequestHandlers
 
 if TYPE_CHECKING:
-    from geossh.channel import Channel
-    from geossh.transport import Transport
+    from geossh._facade.channel import Channel
+    from geossh._facade.transport import Transport
 
 RECV_SIZE = 256 * 1024
 FLUSH_BYTES = 1024 * 1024

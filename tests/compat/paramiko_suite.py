@@ -180,22 +180,29 @@ def _geossh_has(module: str, names: list[str]) -> bool:
     return all(hasattr(mod, name) for name in names)
 
 
-def _target_exists(dotted: str) -> bool:
-    """Whether ``geossh<dotted>`` (a ``mock.patch`` target) resolves."""
+def _patch_target(dotted: str) -> str | None:
+    """Where ``paramiko<dotted>`` (a ``mock.patch`` target) lives in geossh, or None.
+
+    paramiko's module paths are re-exports in geossh; a target inside one
+    (``paramiko.pkey.os.chmod``) is patched in the module that holds the code.
+    """
     import importlib
 
     parts = dotted.strip(".").split(".")
     for split in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module("geossh." + ".".join(parts[:split]))
-        except ImportError:
-            continue
-        for attr in parts[split:]:
-            if not hasattr(obj, attr):
-                return False
-            obj = getattr(obj, attr)
-        return True
-    return False
+        module = ".".join(parts[:split])
+        for package in ("geossh", "geossh._facade", "geossh.services"):
+            try:
+                obj = importlib.import_module(f"{package}.{module}")
+            except ImportError:
+                continue
+            for attr in parts[split:]:
+                if not hasattr(obj, attr):
+                    break
+                obj = getattr(obj, attr)
+            else:
+                return ".".join([package, *parts])
+    return None
 
 
 def swap_unit_module(text: str) -> str:
@@ -209,9 +216,10 @@ def swap_unit_module(text: str) -> str:
         return "from geossh" + match.group(0)[len("from paramiko") :]
 
     def targets(match: re.Match[str]) -> str:
-        if not _target_exists(match.group(2)):
+        target = _patch_target(match.group(2))
+        if target is None:
             return match.group(0)
-        return f"{match.group(1)}geossh{match.group(2)}{match.group(1)}"
+        return f"{match.group(1)}{target}{match.group(1)}"
 
     return _PATCH_TARGET.sub(targets, _FROM_IMPORT.sub(imports, text))
 

@@ -27,7 +27,7 @@ import geossh
 from geossh.errors import RemoteProtocolError
 from geossh.proto import wire
 from geossh.proto.constants import MSG
-from geossh.pty import encode_modes
+from geossh.services.pty import encode_modes
 from tests.channel_app import ChannelApp, app_of, use_channel_app
 from tests.support import PASSWORD, USER, ServerHarness, in_thread, pattern_block
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from geossh.listener import BUSY_LINE
+from geossh.runner.listener import BUSY_LINE
 from tests.conftest import require
 from tests.server_kit import ServerProcess, python_env, run, ssh_argv
 

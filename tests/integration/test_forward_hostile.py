@@ -22,8 +22,8 @@ import paramiko
 import pytest
 
 import geossh
-from geossh.channel import Channel
-from geossh.forward import ForwardingPolicy, ForwardSession
+from geossh._facade.channel import Channel
+from geossh.services.forward import ForwardingPolicy, ForwardSession
 from tests.forward_support import (
     DigestServer,
     ForwardTestServer,
@@ -579,7 +579,7 @@ def _unix_listener(path: Path) -> Any:
 
 def test_unix_connect_refuses_a_path_swapped_after_the_check(tmp_path: Path) -> None:
     """connect_unix pins the file: a symlink (even to an allowed socket) is not followed."""
-    from geossh.forward import connect_unix
+    from geossh.services.forward import connect_unix
 
     target = socket.socket(socket.AF_UNIX)
     target.bind(str(tmp_path / "real.sock"))

@@ -25,7 +25,7 @@ import gevent.socket
 import gevent.subprocess
 import pytest
 
-from geossh.proxyproto import build_v1, build_v2
+from geossh.runner.proxyproto import build_v1, build_v2
 from tests.conftest import require
 from tests.server_kit import ROOT, ServerProcess, make_server, python_env, run
 

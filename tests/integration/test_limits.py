@@ -23,11 +23,11 @@ import gevent.socket
 import pytest
 
 import geossh
-from geossh.limits import MIN_PACKET_LIMIT
+from geossh._facade.limits import MIN_PACKET_LIMIT
 from geossh.proto.constants import MSG, DisconnectReason
 from geossh.proto.wire import Reader, boolean, string, u32
-from geossh.runner import Server
-from geossh.session import Session
+from geossh.runner.server import Server
+from geossh.services.session import Session
 from tests.integration.test_transport_hostile import (
     BOUND,
     RawClient,
@@ -459,7 +459,7 @@ def test_transport_logs_its_own_summary(
 def test_cli_limit_flags_reach_the_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from geossh.cli import _build, build_parser, main
+    from geossh.runner.cli import _build, build_parser, main
 
     argv = [
         "serve", "--state-dir", str(tmp_path), "--root", str(tmp_path), "--no-password",

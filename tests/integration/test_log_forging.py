@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from geossh.forward import ForwardingPolicy, ForwardingServer
 from geossh.logtext import printable
 from geossh.proto.constants import MSG
 from geossh.proto.wire import boolean, string, u32
-from geossh.runner import Server
+from geossh.runner.server import Server
+from geossh.services.forward import ForwardingPolicy, ForwardingServer
 from tests.integration.test_limits import Client, finished
 from tests.server_kit import Login, make_server
 from tests.unit.kexclient import service_request

@@ -15,8 +15,8 @@ from typing import Any
 import gevent.socket
 import pytest
 
-from geossh.proxyproto import build_v1, build_v2
-from geossh.runner import DEFAULT_PROXY_FROM, Server, _within, parse_networks
+from geossh.runner.proxyproto import build_v1, build_v2
+from geossh.runner.server import DEFAULT_PROXY_FROM, Server, _within, parse_networks
 from tests.integration.test_proxyproto import BALANCER_SIDE, CLIENT, Recording, _peer_handler
 from tests.server_kit import make_server
 from tests.support import PASSWORD, USER, in_thread

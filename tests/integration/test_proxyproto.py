@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from geossh.proxyproto import build_v1, build_v2
-from geossh.runner import Server
-from geossh.session import Session
+from geossh.runner.proxyproto import build_v1, build_v2
+from geossh.runner.server import Server
+from geossh.services.session import Session
 from tests.server_kit import Login, make_server
 from tests.support import PASSWORD, USER, in_thread
 

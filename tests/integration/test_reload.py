@@ -525,7 +525,7 @@ def test_sessions_survive_three_reloads(tmp_path: Path, keydir: Path, closing: l
 APP = """
 import logging, os, sys
 import geossh
-from geossh.runner import Server
+from geossh.runner.server import Server
 import greeting
 
 class Anyone(geossh.ServerInterface):

@@ -13,9 +13,9 @@ import gevent.event
 import pytest
 from gevent.event import Event
 
-from geossh import hostkeys
-from geossh.runner import ListenError, Server, parse_max_startups
-from geossh.session import Session
+from geossh.runner import hostkeys
+from geossh.runner.server import ListenError, Server, parse_max_startups
+from geossh.services.session import Session
 from tests.server_kit import Login, make_server, paramiko_client, paramiko_exec
 from tests.support import in_thread
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from geossh import hostkeys
-from geossh.cli import UsageError, _build, build_parser
+from geossh.runner import hostkeys
+from geossh.runner.cli import UsageError, _build, build_parser
 from tests.server_kit import python_env, run
 
 FILES_ONLY = ("--no-shell", "--no-exec")

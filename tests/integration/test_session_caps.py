@@ -17,9 +17,9 @@ import paramiko
 import pytest
 
 import geossh
-from geossh.callbacks import MAX_ENV_REQUESTS
-from geossh.runner import Server
-from geossh.session import (
+from geossh._facade.callbacks import MAX_ENV_REQUESTS
+from geossh.runner.server import Server
+from geossh.services.session import (
     MAX_ENV_BYTES,
     MAX_ENV_VARS,
     MAX_SIGNALS,

@@ -25,9 +25,9 @@ import gevent
 import gevent.subprocess
 import pytest
 
+from geossh._facade.transport import Transport
 from geossh.proto.kex import FALLBACK_MODULI
-from geossh.runner import Server
-from geossh.transport import Transport
+from geossh.runner.server import Server
 
 ALLOWED = {
     "kex": {

@@ -15,7 +15,7 @@ import gevent.socket
 import gevent.subprocess
 import pytest
 
-from geossh import systemd
+from geossh.runner import systemd
 from tests.conftest import require
 from tests.server_kit import ROOT, python_env, run, ssh_argv
 

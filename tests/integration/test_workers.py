@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
     import logging, os, sys
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(message)s")
     import geossh
-    from geossh.runner import Server
+    from geossh.runner.server import Server
     from tests.server_kit import Login
 
     keydir = sys.argv[1]

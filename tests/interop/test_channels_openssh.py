@@ -23,9 +23,9 @@ import gevent.subprocess
 import pytest
 
 import geossh
-from geossh.channel import Channel
+from geossh._facade.channel import Channel
 from geossh.proto.constants import MSG
-from geossh.pty import set_winsize
+from geossh.services.pty import set_winsize
 from tests.channel_app import ChannelApp, app_of, use_channel_app
 from tests.conftest import require
 from tests.support import ServerHarness

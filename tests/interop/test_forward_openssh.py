@@ -24,8 +24,8 @@ import gevent.subprocess
 import pytest
 
 import geossh
-from geossh.agent import AgentServerProxy
-from geossh.channel import Channel
+from geossh._facade.channel import Channel
+from geossh.services.agent import AgentServerProxy
 from tests.conftest import require
 from tests.forward_support import (
     DigestServer,

@@ -19,8 +19,8 @@ import paramiko
 import pytest
 
 import geossh
-from geossh.channel import Channel
-from geossh.forward import connect, pump
+from geossh._facade.channel import Channel
+from geossh.services.forward import connect, pump
 from tests.forward_support import (
     BLOCK,
     DigestServer,

@@ -24,8 +24,8 @@ import gevent.subprocess
 import pytest
 
 import geossh
-from geossh.runner import Server
-from geossh.session import Session
+from geossh.runner.server import Server
+from geossh.services.session import Session
 from tests.conftest import require
 from tests.server_kit import Login, host_key, make_server, run
 from tests.support import USER

@@ -109,8 +109,8 @@ def test_mac_with_ctr(server: ServerHarness, mac: str) -> None:
 
 
 def test_group_exchange(server: ServerHarness) -> None:
+    from geossh._facade.transport import Transport
     from geossh.proto.kex import FALLBACK_MODULI
-    from geossh.transport import Transport
 
     saved = Transport._modulus_pack
     Transport._modulus_pack = list(FALLBACK_MODULI)

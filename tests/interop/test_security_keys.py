@@ -21,7 +21,7 @@ import paramiko
 import pytest
 
 import geossh
-from geossh.skkey import SKKey
+from geossh._facade.skkey import SKKey
 from tests.server_kit import make_server
 from tests.sk_authenticator import ECDSA, ED25519, PRESENT, VERIFIED, Authenticator, PKey
 from tests.support import USER, in_thread

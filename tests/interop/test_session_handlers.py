@@ -16,10 +16,10 @@ import gevent.subprocess
 import pytest
 from gevent.event import Event
 
-from geossh.oscommand import OSCommand
-from geossh.pytest_plugin import GeosshTestServer, geossh_server  # noqa: F401 (fixture)
-from geossh.runner import Server
-from geossh.session import Session
+from geossh.runner.pytest_plugin import GeosshTestServer, geossh_server  # noqa: F401 (fixture)
+from geossh.runner.server import Server
+from geossh.services.oscommand import OSCommand
+from geossh.services.session import Session
 from tests.conftest import require
 from tests.server_kit import make_server, paramiko_client, python_env, run, ssh_argv
 from tests.support import PASSWORD, USER, in_thread

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import geossh
-from geossh.authentication import AuthBridge
+from geossh._facade.authentication import AuthBridge
 from geossh.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto import auth as core
 from geossh.proto import keys

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geossh.authorized_keys import (
+from geossh._facade.ed25519key import Ed25519Key
+from geossh.proto import keys
+from geossh.services.authorized_keys import (
     AuthorizedKeys,
     LineError,
     match_host_and_ip,
@@ -23,8 +25,6 @@ from geossh.authorized_keys import (
     parse_line,
     split_options,
 )
-from geossh.ed25519key import Ed25519Key
-from geossh.proto import keys
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen missing")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from geossh.file import BufferedFile
+from geossh._facade.file import BufferedFile
 
 
 class EmptyButTruthy(bytes):

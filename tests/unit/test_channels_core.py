@@ -20,7 +20,7 @@ from geossh.proto.channels import SEND_LIMIT, SEND_PACKETS, ChannelLayer
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import MSG, OpenFailure
 from geossh.proto.window import MAX_OUT_PACKET, InboundWindow
-from geossh.pty import PtyModesError, decode_modes, encode_modes
+from geossh.services.pty import PtyModesError, decode_modes, encode_modes
 
 WINDOW = 64 * 1024
 PACKET = 8 * 1024

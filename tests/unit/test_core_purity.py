@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PROTO = ROOT / "geossh" / "proto"
 FORBIDDEN = {"gevent", "greenlet", "socket", "threading", "select", "selectors", "time"}
-FORBIDDEN_GEOSSH = ("geossh._green", "geossh.transport", "geossh.channel", "geossh.server")
+FORBIDDEN_GEOSSH = ("geossh._green", "geossh._facade", "geossh.services", "geossh.runner")
 DYNAMIC = {"__import__", "import_module"}
 
 

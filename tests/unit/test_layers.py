@@ -27,6 +27,46 @@ from tests.unit.test_core_purity import ROOT, module_name
 
 PACKAGE = ROOT / "geossh"
 
+#: The top-level modules that only re-export: paramiko's module names and
+#: geossh's documented paths.
+SHIMS = tuple(
+    f"geossh.{name}"
+    for name in (
+        # paramiko's module names
+        "agent",
+        "buffered_pipe",
+        "channel",
+        "cli",
+        "common",
+        "ecdsakey",
+        "ed25519key",
+        "file",
+        "message",
+        "packetizer",
+        "pkey",
+        "rsakey",
+        "server",
+        "sftp_attr",
+        "sftp_handle",
+        "sftp_server",
+        "sftp_si",
+        "ssh_exception",
+        "transport",
+        "util",
+        # geossh's documented paths
+        "audit",
+        "authorized_keys",
+        "forward",
+        "metrics",
+        "observer",
+        "oscommand",
+        "pty",
+        "pytest_plugin",
+        "session",
+        "skkey",
+    )
+)
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -36,8 +76,7 @@ class Layer:
     owns: str
 
 
-# Bottom to top. Prefixes that do not exist yet (``geossh._facade``,
-# ``geossh.services``) are where issue 17 moves those modules.
+# Bottom to top.
 LAYERS = (
     Layer(
         "base",
@@ -47,86 +86,25 @@ LAYERS = (
     ),
     Layer("core", ("geossh.proto",), ("base",), "the pure protocol state machines"),
     Layer("driver", ("geossh._green",), ("base", "core"), "gevent I/O: pump, pipes, fairness"),
-    Layer(
-        "facade",
-        (
-            "geossh._facade",
-            # paramiko's module names
-            "geossh.transport",
-            "geossh.channel",
-            "geossh.server",
-            "geossh.message",
-            "geossh.pkey",
-            "geossh.rsakey",
-            "geossh.ecdsakey",
-            "geossh.ed25519key",
-            "geossh.skkey",
-            "geossh.common",
-            "geossh.util",
-            "geossh.file",
-            "geossh.agent",
-            "geossh.packetizer",
-            # internals of the facade
-            "geossh.dispatch",
-            "geossh.callbacks",
-            "geossh.authentication",
-            "geossh.limits",
-            "geossh.settings",
-            "geossh.security",
-            "geossh.observer",
-        ),
-        ("base", "core", "driver"),
-        "paramiko's object model over the core",
-    ),
+    Layer("facade", ("geossh._facade",), ("base", "core", "driver"), "paramiko's object model"),
     Layer(
         "services",
-        (
-            "geossh.services",
-            "geossh.session",
-            "geossh.forward",
-            "geossh.oscommand",
-            "geossh.authorized_keys",
-            "geossh.pty",
-        ),
+        ("geossh.services",),
         ("base", "core", "driver", "facade"),
         "sessions, forwarding, OS commands, authorized_keys, terminal modes",
     ),
     Layer("sftp", ("geossh.sftp",), ("base", "core", "driver", "facade"), "SFTP v3 and scp"),
     Layer(
         "runner",
-        (
-            "geossh.runner",
-            "geossh.listener",
-            "geossh.workers",
-            "geossh.proxyproto",
-            "geossh.srclimit",
-            "geossh.systemd",
-            "geossh.reload",
-            "geossh.generation",
-            "geossh.hostkeys",
-            "geossh.serveapp",
-            "geossh.cli",
-            "geossh.__main__",
-            "geossh.pytest_plugin",
-            "geossh.audit",
-            "geossh.logformat",
-            "geossh.metrics",
-        ),
+        ("geossh.runner", "geossh.__main__"),
         ("base", "core", "driver", "facade", "services", "sftp"),
-        "listening, admission, PROXY, workers, systemd, host-key store, CLI",
+        "listening, admission, PROXY, workers, systemd, host-key store, CLI, observability",
     ),
     Layer(
         "shims",
-        (
-            "geossh.buffered_pipe",
-            "geossh.ssh_exception",
-            "geossh.sftp_attr",
-            "geossh.sftp_handle",
-            "geossh.sftp_server",
-            "geossh.sftp_si",
-        ),
-        ("base", "core", "driver", "facade", "services", "sftp"),
-        "paramiko import paths that only re-export (for applications)",
+        tuple(SHIMS),
+        ("base", "core", "driver", "facade", "services", "sftp", "runner"),
+        "paramiko's and geossh's documented import paths: re-exports only",
     ),
     Layer(
         "package",
@@ -141,11 +119,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("geossh.errors", "geossh.proto.constants"): (
         "RemoteProtocolError carries a DisconnectReason; the protocol errors belong in proto/"
     ),
-    ("geossh.agent", "geossh.forward"): (
-        "paramiko's agent module holds the agent-forwarding service (it reuses forward's "
-        "pumps); it belongs in services/ behind a re-export"
-    ),
-    ("geossh.callbacks", "geossh.pty"): (
+    ("geossh._facade.callbacks", "geossh.services.pty"): (
         "the facade checks terminal modes before check_channel_pty_request; decode_modes "
         "is pure and belongs in proto/"
     ),
@@ -157,22 +131,28 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
         "certificates and keys share private helpers"
     ),
     frozenset(
-        {"geossh.pkey", "geossh.rsakey", "geossh.ecdsakey", "geossh.ed25519key", "geossh.skkey"}
+        f"geossh._facade.{name}" for name in ("pkey", "rsakey", "ecdsakey", "ed25519key", "skkey")
     ): ("PKey's factories name their subclasses (paramiko's layout)"),
     frozenset(
-        {
-            "geossh.transport",
-            "geossh.channel",
-            "geossh.server",
-            "geossh.dispatch",
-            "geossh.callbacks",
-            "geossh.authentication",
-            "geossh.limits",
-        }
+        f"geossh._facade.{name}"
+        for name in (
+            "transport",
+            "channel",
+            "server",
+            "dispatch",
+            "callbacks",
+            "authentication",
+            "limits",
+        )
     ): "Transport is built from mixins that call back into it (issue 17: composition)",
-    frozenset({"geossh.runner", "geossh.generation", "geossh.workers"}): (
-        "Server drives generations and workers, which run Server's serving loop"
-    ),
+    frozenset(
+        {
+            "geossh.runner",
+            "geossh.runner.server",
+            "geossh.runner.generation",
+            "geossh.runner.workers",
+        }
+    ): ("Server drives generations and workers, which run Server's serving loop"),
 }
 
 
@@ -371,19 +351,24 @@ def test_shims_are_imported_by_the_package_only() -> None:
 
 # -- the checker itself -----------------------------------------------------------------
 def test_from_package_import_submodule_counts_as_the_submodule() -> None:
-    assert "geossh.generation" in module_imports(MODULES["geossh.runner"])
-    assert "geossh" not in module_imports(MODULES["geossh.runner"])
+    source = "from geossh.runner import generation\n"
+    assert imports_in(source, "geossh.runner.server", "geossh.runner") == {
+        "geossh.runner.generation"
+    }
+    assert "geossh" not in module_imports(MODULES["geossh.runner.server"])
 
 
 def test_an_upward_import_is_found() -> None:
-    source = "from geossh.proto import wire\n\ndef f():\n    from geossh.transport import T\n"
+    source = "from geossh.proto import wire\n\ndef f():\n    from geossh._facade.channel import C\n"
     imported = imports_in(source, "geossh.proto.example", "geossh.proto")
-    assert imported == {"geossh.proto.wire", "geossh.transport"}
+    assert imported == {"geossh.proto.wire", "geossh._facade.channel"}
     (problem,) = violations("geossh.proto.example", imported)
-    assert "geossh.transport (facade)" in problem
-    assert not violations("geossh.sftp.example", {"geossh.transport", "geossh._green.pipe"})
-    assert violations("geossh.session", {"geossh.sftp.server"})  # siblings stay apart
-    assert violations("geossh.transport", {"geossh"})  # nothing imports the package
+    assert "geossh._facade.channel (facade)" in problem
+    facade_and_driver = {"geossh._facade.transport", "geossh._green.pipe"}
+    assert not violations("geossh.sftp.example", facade_and_driver)
+    assert violations("geossh.services.session", {"geossh.sftp.server"})  # siblings stay apart
+    assert violations("geossh._facade.transport", {"geossh"})  # nothing imports the package
+    assert violations("geossh.services.session", {"geossh.transport"})  # nor a shim
 
 
 def test_layer_lookup_takes_the_longest_match() -> None:

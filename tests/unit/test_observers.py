@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from geossh.audit import AuditLog, format_value
-from geossh.logformat import JsonFormatter
-from geossh.observer import Observer, Observers
+from geossh._facade.observer import Observer, Observers
+from geossh.runner.audit import AuditLog, format_value
+from geossh.runner.logformat import JsonFormatter
 
 prometheus = pytest.importorskip("prometheus_client")
 
@@ -49,7 +49,7 @@ class _Channel:
 
 
 def test_peer_invented_names_become_other() -> None:
-    from geossh.metrics import Metrics
+    from geossh.runner.metrics import Metrics
 
     registry = prometheus.CollectorRegistry()
     metrics = Metrics(registry)

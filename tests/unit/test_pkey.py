@@ -17,12 +17,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
 from geossh import pkey as gpkey
-from geossh.ecdsakey import ECDSAKey
-from geossh.ed25519key import Ed25519Key
+from geossh._facade.ecdsakey import ECDSAKey
+from geossh._facade.ed25519key import Ed25519Key
+from geossh._facade.message import Message
+from geossh._facade.pkey import OPENSSH, PKey, PublicBlob, UnknownKeyType
+from geossh._facade.rsakey import RSAKey
 from geossh.errors import PasswordRequiredException, SSHException
-from geossh.message import Message
-from geossh.pkey import OPENSSH, PKey, PublicBlob, UnknownKeyType
-from geossh.rsakey import RSAKey
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen missing")
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geossh import proxyproto
-from geossh.proxyproto import ProxyProtocolError, build_v1, build_v2, parse
+from geossh.runner import proxyproto
+from geossh.runner.proxyproto import ProxyProtocolError, build_v1, build_v2, parse
 
 SSH = b"SSH-2.0-OpenSSH_9.2\r\n"
 

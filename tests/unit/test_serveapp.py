@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from geossh.common import AUTH_SUCCESSFUL
-from geossh.pkey import PKey
-from geossh.serveapp import ServeApp
+from geossh._facade.common import AUTH_SUCCESSFUL
+from geossh._facade.pkey import PKey
+from geossh.runner.serveapp import ServeApp
 
 
 def test_password_login_after_a_key_query_is_not_bound_by_that_key(
@@ -28,7 +28,7 @@ def test_password_login_after_a_key_query_is_not_bound_by_that_key(
 
 def test_security_key_options_from_authorized_keys(tmp_path: Path) -> None:
     """``no-touch-required`` and ``verify-required`` reach the key the transport enforces."""
-    from geossh.skkey import SKKey
+    from geossh._facade.skkey import SKKey
     from tests.sk_authenticator import ECDSA, ED25519, Authenticator
 
     plain, relaxed = Authenticator(ED25519), Authenticator(ECDSA)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from geossh.srclimit import (
+from geossh.runner.srclimit import (
     PenaltyPolicy,
     SourceLimits,
     parse_duration,

@@ -29,18 +29,18 @@ import gevent
 import gevent.pool
 import gevent.select
 
-from geossh.reload import Successor
-from geossh.systemd import Notifier
+from geossh.runner.reload import Successor
+from geossh.runner.systemd import Notifier
 
 if TYPE_CHECKING:
-    from geossh.runner import Server
+    from geossh.runner.server import Server
 
 log = logging.getLogger("geossh.server")
 
 
 def status(server: Server, workers: int = 1) -> str:
     """The STATUS= line of a serving generation."""
-    from geossh.runner import _show
+    from geossh.runner.server import _show
 
     where = ", ".join(_show(address) for address in server.addresses)
     extra = f", {workers} workers" if workers > 1 else ""

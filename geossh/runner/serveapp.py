@@ -25,18 +25,18 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from geossh.authorized_keys import AuthorizedKey, AuthorizedKeys
-from geossh.common import (
+from geossh._facade.common import (
     AUTH_FAILED,
     AUTH_SUCCESSFUL,
     OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
     OPEN_SUCCEEDED,
 )
-from geossh.forward import ForwardingPolicy, ForwardingServer
-from geossh.oscommand import OSCommand
+from geossh._facade.skkey import SKKey
 from geossh.proto.keys import KeyParseError, parse_certificate
-from geossh.session import Session
-from geossh.skkey import SKKey
+from geossh.services.authorized_keys import AuthorizedKey, AuthorizedKeys
+from geossh.services.forward import ForwardingPolicy, ForwardingServer
+from geossh.services.oscommand import OSCommand
+from geossh.services.session import Session
 
 log = logging.getLogger("geossh.server")
 

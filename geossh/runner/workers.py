@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from geossh import generation
-from geossh.systemd import Notifier
+from geossh.runner import generation
+from geossh.runner.systemd import Notifier
 
 if TYPE_CHECKING:
-    from geossh.runner import Server
+    from geossh.runner.server import Server
 
 log = logging.getLogger("geossh.server")
 RESTART_PAUSE = 1.0

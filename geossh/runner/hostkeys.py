@@ -24,11 +24,11 @@ import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from geossh.ecdsakey import ECDSAKey
-from geossh.ed25519key import Ed25519Key
+from geossh._facade.ecdsakey import ECDSAKey
+from geossh._facade.ed25519key import Ed25519Key
+from geossh._facade.pkey import OPENSSH, PKey, UnknownKeyType
+from geossh._facade.rsakey import RSAKey
 from geossh.errors import SSHException
-from geossh.pkey import OPENSSH, PKey, UnknownKeyType
-from geossh.rsakey import RSAKey
 
 KEY_TYPES: dict[str, Callable[[], PKey]] = {
     "ed25519": Ed25519Key.generate,

@@ -57,17 +57,22 @@ import gevent.pool
 import gevent.server
 from gevent.event import Event
 
-from geossh import generation, proxyproto, systemd
-from geossh.hostkeys import default_state_dir, load_or_create
-from geossh.listener import Listener
+from geossh._facade.observer import Observer, Observers
+from geossh._facade.pkey import PKey
+from geossh._facade.server import ServerInterface, SubsystemHandler
+from geossh._facade.transport import Transport
 from geossh.logtext import printable
-from geossh.observer import Observer, Observers
-from geossh.pkey import PKey
-from geossh.server import ServerInterface, SubsystemHandler
-from geossh.session import DEFAULT_ACCEPT_ENV, SessionDispatcher, SessionHandler, SessionHandlers
-from geossh.srclimit import PenaltyPolicy, SourceLimits, parse_netblock, parse_penalties
-from geossh.systemd import Notifier
-from geossh.transport import Transport
+from geossh.runner import generation, proxyproto, systemd
+from geossh.runner.hostkeys import default_state_dir, load_or_create
+from geossh.runner.listener import Listener
+from geossh.runner.srclimit import PenaltyPolicy, SourceLimits, parse_netblock, parse_penalties
+from geossh.runner.systemd import Notifier
+from geossh.services.session import (
+    DEFAULT_ACCEPT_ENV,
+    SessionDispatcher,
+    SessionHandler,
+    SessionHandlers,
+)
 
 Address = tuple[str, int] | socket.socket
 log = logging.getLogger("geossh.server")
@@ -312,7 +317,7 @@ class Server:
         self.configure = configure
         self.backlog = backlog
         if observers is None:  # the audit log (geossh.audit) unless told otherwise
-            from geossh.audit import AuditLog
+            from geossh.runner.audit import AuditLog
 
             observers = [AuditLog()]
         self.observer = Observers(observers)
@@ -388,7 +393,7 @@ class Server:
     def serve_forever(self) -> None:
         """Serve until ``stop()`` or SIGTERM/SIGINT (then stop gracefully)."""
         if self.workers > 1:
-            from geossh.workers import supervise
+            from geossh.runner.workers import supervise
 
             supervise(self)
             return

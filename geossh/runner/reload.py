@@ -33,7 +33,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from geossh.systemd import FIRST_FD, Notifier
+from geossh.runner.systemd import FIRST_FD, Notifier
 
 log = logging.getLogger("geossh.server")
 READY_TIMEOUT = 60.0

@@ -26,8 +26,8 @@ import dataclasses
 import time
 from typing import Any
 
-from geossh.common import OPEN_FAILED_RESOURCE_SHORTAGE
-from geossh.dispatch import EventDispatch, ReplyWaiter
+from geossh._facade.common import OPEN_FAILED_RESOURCE_SHORTAGE
+from geossh._facade.dispatch import EventDispatch, ReplyWaiter
 from geossh.proto import events as ev
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import (

@@ -36,14 +36,14 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from geossh.common import AUTH_FAILED, AUTH_PARTIALLY_SUCCESSFUL, AUTH_SUCCESSFUL
+from geossh._facade.common import AUTH_FAILED, AUTH_PARTIALLY_SUCCESSFUL, AUTH_SUCCESSFUL
+from geossh._facade.pkey import PKey, PublicBlob, pkey_from_ssh_key
+from geossh._facade.server import InteractiveQuery, ServerInterface
+from geossh._facade.skkey import SKKey
 from geossh.logtext import printable
-from geossh.pkey import PKey, PublicBlob, pkey_from_ssh_key
 from geossh.proto.auth import AUTH_PASSWORD_CHANGE_REQUIRED, Outcome
 from geossh.proto.events import AuthRequested
 from geossh.proto.keys import SSHKey, validate_user_certificate
-from geossh.server import InteractiveQuery, ServerInterface
-from geossh.skkey import SKKey
 
 if TYPE_CHECKING:
     from geossh.proto.auth import AuthLayer

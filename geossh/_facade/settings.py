@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from geossh._facade.packetizer import Packetizer
+from geossh._facade.pkey import PKey
+from geossh._facade.security import SecurityOptions
 from geossh.errors import SSHException
-from geossh.packetizer import Packetizer
-from geossh.pkey import PKey
 from geossh.proto import algorithms as algs
 from geossh.proto.cipher import CIPHERS, MACS
 from geossh.proto.config import ServerConfig
 from geossh.proto.kex import KEX_METHODS
-from geossh.security import SecurityOptions
 
 _CONFIGS_CACHED = 32
 _CONFIGS: dict[tuple[object, ...], ServerConfig] = {}

@@ -13,23 +13,23 @@ from typing import Any
 import gevent.pool
 from gevent.event import Event
 
-from geossh.callbacks import (
+from geossh._facade.callbacks import (
     answer_channel_request,
     call,
     channel_open_result,
     global_request_reply,
     open_succeeded,
 )
-from geossh.channel import Channel
-from geossh.common import (
+from geossh._facade.channel import Channel
+from geossh._facade.common import (
     OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
     OPEN_FAILED_CONNECT_FAILED,
     OPEN_SUCCEEDED,
 )
+from geossh._facade.server import ServerInterface
 from geossh.logtext import printable
 from geossh.proto import events as ev
 from geossh.proto.connection import ChannelDataRunReceived
-from geossh.server import ServerInterface
 
 
 class _RefuseHandler:

@@ -30,18 +30,18 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from geossh.common import OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
+from geossh._facade.common import OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
+from geossh._facade.message import Message
 from geossh.errors import RemoteProtocolError
 from geossh.logtext import printable
-from geossh.message import Message
 from geossh.proto import wire
-from geossh.pty import PtyModesError, decode_modes
+from geossh.services.pty import PtyModesError, decode_modes
 
 if TYPE_CHECKING:
-    from geossh.channel import Channel
+    from geossh._facade.channel import Channel
+    from geossh._facade.server import ServerInterface
     from geossh.proto.channels import ChannelLayer
     from geossh.proto.events import ChannelRequestReceived
-    from geossh.server import ServerInterface
 
 
 def call(log: logging.LoggerAdapter[Any], fn: Any, failure: Any, *args: Any) -> Any:
