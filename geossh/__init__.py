@@ -12,25 +12,27 @@ __author__ = "geossh developers"
 __license__ = "LGPL-2.1-or-later"
 
 # paramiko's submodules are attributes after ``import paramiko`` (``paramiko.util``, ...).
-from geossh import agent as agent
-from geossh import buffered_pipe as buffered_pipe
-from geossh import channel as channel
-from geossh import common as common
-from geossh import ecdsakey as ecdsakey
-from geossh import ed25519key as ed25519key
-from geossh import file as file
-from geossh import message as message
-from geossh import packetizer as packetizer
-from geossh import pkey as pkey
-from geossh import rsakey as rsakey
-from geossh import server as server
-from geossh import sftp_attr as sftp_attr
-from geossh import sftp_handle as sftp_handle
-from geossh import sftp_server as sftp_server
-from geossh import sftp_si as sftp_si
-from geossh import ssh_exception as ssh_exception
-from geossh import transport as transport
-from geossh import util as util
+from geossh import (
+    agent as agent,
+    buffered_pipe as buffered_pipe,
+    channel as channel,
+    common as common,
+    ecdsakey as ecdsakey,
+    ed25519key as ed25519key,
+    file as file,
+    message as message,
+    packetizer as packetizer,
+    pkey as pkey,
+    rsakey as rsakey,
+    server as server,
+    sftp_attr as sftp_attr,
+    sftp_handle as sftp_handle,
+    sftp_server as sftp_server,
+    sftp_si as sftp_si,
+    ssh_exception as ssh_exception,
+    transport as transport,
+    util as util,
+)
 from geossh._version import __version__ as __version__
 from geossh.agent import AgentKey
 from geossh.channel import Channel, ChannelFile, ChannelStderrFile, ChannelStdinFile

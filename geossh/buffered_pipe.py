@@ -6,7 +6,6 @@ keeps the import path migrated code uses.
 
 from __future__ import annotations
 
-from geossh._green.pipe import ByteBuffer as BufferedPipe
-from geossh._green.pipe import PipeTimeout
+from geossh._green.pipe import ByteBuffer as BufferedPipe, PipeTimeout
 
 __all__ = ["BufferedPipe", "PipeTimeout"]

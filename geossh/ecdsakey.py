@@ -5,12 +5,12 @@ from __future__ import annotations
 from geossh._facade.ecdsakey import (
     ECDSAKey as ECDSAKey,
 )
-from geossh._facade.ecdsakey import (
+from geossh._facade.message import (
     Message as Message,
 )
-from geossh._facade.ecdsakey import (
+from geossh._facade.pkey import (
     PKey as PKey,
 )
-from geossh._facade.ecdsakey import (
+from geossh.errors import (
     SSHException as SSHException,
 )

@@ -5,6 +5,6 @@ from __future__ import annotations
 from geossh._facade.file import (
     BufferedFile as BufferedFile,
 )
-from geossh._facade.file import (
+from geossh._facade.util import (
     ClosingContextManager as ClosingContextManager,
 )

@@ -4,7 +4,5 @@ from __future__ import annotations
 
 from geossh._facade.observer import (
     Observer as Observer,
-)
-from geossh._facade.observer import (
     Observers as Observers,
 )

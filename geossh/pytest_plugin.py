@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from geossh.runner.pytest_plugin import GeosshTestServer as GeosshTestServer
-from geossh.runner.pytest_plugin import geossh_server as geossh_server
+from geossh.runner.pytest_plugin import (
+    GeosshTestServer as GeosshTestServer,
+    geossh_server as geossh_server,
+)
 
 __all__ = ["GeosshTestServer", "geossh_server"]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from geossh._facade.rsakey import (
+from geossh._facade.message import (
     Message as Message,
 )
-from geossh._facade.rsakey import (
+from geossh._facade.pkey import (
     PKey as PKey,
 )
 from geossh._facade.rsakey import (
     RSAKey as RSAKey,
 )
-from geossh._facade.rsakey import (
+from geossh.errors import (
     SSHException as SSHException,
 )

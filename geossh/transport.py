@@ -2,36 +2,32 @@
 
 from __future__ import annotations
 
+from geossh._facade.channel import (
+    Channel as Channel,
+)
+from geossh._facade.common import (
+    DEFAULT_MAX_PACKET_SIZE as DEFAULT_MAX_PACKET_SIZE,
+    DEFAULT_WINDOW_SIZE as DEFAULT_WINDOW_SIZE,
+)
+from geossh._facade.message import (
+    Message as Message,
+)
+from geossh._facade.pkey import (
+    PKey as PKey,
+)
 from geossh._facade.security import (
     SecurityOptions as SecurityOptions,
 )
-from geossh._facade.transport import (
-    DEFAULT_MAX_PACKET_SIZE as DEFAULT_MAX_PACKET_SIZE,
-)
-from geossh._facade.transport import (
-    DEFAULT_WINDOW_SIZE as DEFAULT_WINDOW_SIZE,
-)
-from geossh._facade.transport import (
-    Channel as Channel,
-)
-from geossh._facade.transport import (
-    ChannelException as ChannelException,
-)
-from geossh._facade.transport import (
-    ClosingContextManager as ClosingContextManager,
-)
-from geossh._facade.transport import (
-    Message as Message,
-)
-from geossh._facade.transport import (
-    PKey as PKey,
-)
-from geossh._facade.transport import (
+from geossh._facade.server import (
     ServerInterface as ServerInterface,
 )
 from geossh._facade.transport import (
-    SSHException as SSHException,
-)
-from geossh._facade.transport import (
     Transport as Transport,
+)
+from geossh._facade.util import (
+    ClosingContextManager as ClosingContextManager,
+)
+from geossh.errors import (
+    ChannelException as ChannelException,
+    SSHException as SSHException,
 )

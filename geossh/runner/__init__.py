@@ -15,16 +15,8 @@ from __future__ import annotations
 
 from geossh.runner.server import (
     DEFAULT_PROXY_FROM as DEFAULT_PROXY_FROM,
-)
-from geossh.runner.server import (
     HARDENED_DISABLED_ALGORITHMS as HARDENED_DISABLED_ALGORITHMS,
-)
-from geossh.runner.server import (
     TRANSPORT_LIMITS as TRANSPORT_LIMITS,
-)
-from geossh.runner.server import (
     ListenError as ListenError,
-)
-from geossh.runner.server import (
     Server as Server,
 )

@@ -489,8 +489,7 @@ def test_cli_limit_flags_reach_the_server(
 
 # -- SFTP --------------------------------------------------------------------------------------
 def test_sftp_request_size_limit(tmp_path: Path) -> None:
-    from geossh.sftp import LocalSFTPServer
-    from geossh.sftp import protocol as p
+    from geossh.sftp import LocalSFTPServer, protocol as p
     from tests.integration.test_sftp_engine import start as sftp_start
 
     class Small(LocalSFTPServer):
@@ -509,8 +508,7 @@ def test_sftp_request_size_limit(tmp_path: Path) -> None:
 
 def test_sftp_outstanding_requests_limit(tmp_path: Path) -> None:
     from geossh.sftp import protocol as p
-    from tests.integration.test_sftp_engine import StubServer
-    from tests.integration.test_sftp_engine import start as sftp_start
+    from tests.integration.test_sftp_engine import StubServer, start as sftp_start
 
     class Few(StubServer):
         ROOT = str(tmp_path)

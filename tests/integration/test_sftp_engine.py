@@ -27,8 +27,7 @@ import gevent
 import gevent.event
 import pytest
 from gevent import socket as gsocket
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from geossh.sftp import protocol as p
 from geossh.sftp.local import LocalSFTPServer

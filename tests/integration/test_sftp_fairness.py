@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from geossh.sftp import protocol as p
-from geossh.sftp import rootfs
+from geossh.sftp import protocol as p, rootfs
 from geossh.sftp.local import LocalFolderHandle, LocalSFTPServer
 from tests.integration.test_sftp_engine import RawClient, Session, local, root, start, timeout
 

@@ -18,14 +18,12 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import geossh
 from geossh._facade.authentication import AuthBridge
 from geossh.errors import LocalProtocolError, RemoteProtocolError
-from geossh.proto import auth as core
-from geossh.proto import keys
+from geossh.proto import auth as core, keys
 from geossh.proto.auth import AuthLayer, AuthState, Outcome
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import DisconnectReason

@@ -10,12 +10,10 @@ import struct
 from collections import deque
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from geossh.errors import LocalProtocolError, RemoteProtocolError
-from geossh.proto import events as ev
-from geossh.proto import wire
+from geossh.proto import events as ev, wire
 from geossh.proto.channels import SEND_LIMIT, SEND_PACKETS, ChannelLayer
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import MSG, OpenFailure

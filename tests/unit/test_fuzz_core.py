@@ -23,8 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from geossh.errors import RemoteProtocolError
 from geossh.proto.constants import MAX_VERSION_LINE, MSG

@@ -16,8 +16,7 @@ import paramiko.message
 import paramiko.ssh_exception
 import paramiko.util
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from geossh import common, ssh_exception, util
 from geossh._facade.message import Message

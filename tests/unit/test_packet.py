@@ -8,8 +8,7 @@ import struct
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from geossh.errors import LocalProtocolError, MACError, RemoteProtocolError
 from geossh.proto.cipher import CIPHERS, MACS, PacketProtection, key_sizes, new_protection

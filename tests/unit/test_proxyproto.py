@@ -5,8 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from geossh.runner import proxyproto
 from geossh.runner.proxyproto import ProxyProtocolError, build_v1, build_v2, parse

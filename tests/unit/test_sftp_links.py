@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from geossh.sftp import protocol as p
-from geossh.sftp import rootfs
+from geossh.sftp import protocol as p, rootfs
 from geossh.sftp.attributes import SFTPAttributes
 from geossh.sftp.local import LocalSFTPServer
 

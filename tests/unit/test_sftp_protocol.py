@@ -8,8 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from geossh.sftp import protocol as p
 from geossh.sftp.attributes import SFTPAttributes
