@@ -1,62 +1,27 @@
 """The one exception tree (paramiko's names, plus the protocol-error split).
 
-``SSHException`` is paramiko's root. ``ProtocolError`` divides into
-``LocalProtocolError`` (the caller misused the API) and
-``RemoteProtocolError`` (the peer broke the protocol; it carries the
-SSH_MSG_DISCONNECT reason code the driver sends before closing).
-
-Must not import gevent or socket: the pure core raises these.
+``SSHException`` is paramiko's root. The protocol errors the pure core
+raises (``ProtocolError``, ``LocalProtocolError``, ``RemoteProtocolError``
+and its kinds) are defined in ``geossh.proto.errors`` and re-exported here;
+everything else is paramiko's tree. Must not import gevent or socket.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from geossh.proto.constants import DisconnectReason
-
-
-class SSHException(Exception):
-    """Root of every SSH error (paramiko.ssh_exception.SSHException)."""
-
-
-class ProtocolError(SSHException):
-    """A violation of the SSH protocol, by us or by the peer."""
-
-
-class LocalProtocolError(ProtocolError):
-    """The application asked for something the protocol state forbids."""
-
-
-class RemoteProtocolError(ProtocolError):
-    """The peer violated the protocol; ``code`` is the disconnect reason."""
-
-    default_code: DisconnectReason = DisconnectReason.PROTOCOL_ERROR
-
-    def __init__(self, message: str = "", code: DisconnectReason | None = None) -> None:
-        super().__init__(message)
-        self.code = DisconnectReason(code if code is not None else self.default_code)
-
-
-class MACError(RemoteProtocolError):
-    """A packet failed its integrity check (RFC 4253 §6.4)."""
-
-    default_code = DisconnectReason.MAC_ERROR
-
-
-class IncompatiblePeer(RemoteProtocolError):
-    """No common algorithm, or an unsupported protocol version."""
-
-    default_code = DisconnectReason.KEY_EXCHANGE_FAILED
-
-
-class MessageOrderError(RemoteProtocolError):
-    """A message arrived where strict key exchange forbids it (Terrapin)."""
-
-
-class KexError(RemoteProtocolError):
-    """A key exchange message was malformed or its values invalid."""
-
-    default_code = DisconnectReason.KEY_EXCHANGE_FAILED
+from geossh.proto.errors import (
+    AuthenticationException as AuthenticationException,
+    IncompatiblePeer as IncompatiblePeer,
+    KexError as KexError,
+    LocalProtocolError as LocalProtocolError,
+    MACError as MACError,
+    MessageOrderError as MessageOrderError,
+    PasswordRequiredException as PasswordRequiredException,
+    ProtocolError as ProtocolError,
+    RemoteProtocolError as RemoteProtocolError,
+    SSHException as SSHException,
+)
 
 
 class DisconnectReceived(SSHException):
@@ -66,14 +31,6 @@ class DisconnectReceived(SSHException):
         super().__init__(f"Disconnect (code {code}): {description}")
         self.code = code
         self.description = description
-
-
-class AuthenticationException(SSHException):
-    """Authentication failed."""
-
-
-class PasswordRequiredException(AuthenticationException):
-    """A private key is encrypted and no password was given."""
 
 
 class BadAuthenticationType(AuthenticationException):

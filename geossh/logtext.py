@@ -9,6 +9,9 @@ or unbounded length. Pure: no I/O.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 #: Default bound on the escaped text, in characters.
 LIMIT = 256
 _ELLIPSIS = "..."
@@ -56,4 +59,18 @@ def _show(ch: str) -> str:
     return ch if ch.isprintable() else _escape(ch)
 
 
-__all__ = ["LIMIT", "printable"]
+class PrefixedLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger whose lines start with ``[prefix]`` (one connection's, e.g. ``conn=7 ip:port``).
+
+    ``prefix`` is ours to compose; escape the peer's parts with ``printable``.
+    """
+
+    def __init__(self, logger: logging.Logger, prefix: str) -> None:
+        super().__init__(logger, None)  # no ``extra`` dict: 180 bytes per connection
+        self.prefix = prefix
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.prefix}] {msg}", kwargs
+
+
+__all__ = ["LIMIT", "PrefixedLog", "printable"]

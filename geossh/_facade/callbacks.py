@@ -35,7 +35,7 @@ from geossh._facade.message import Message
 from geossh.errors import RemoteProtocolError
 from geossh.logtext import printable
 from geossh.proto import wire
-from geossh.services.pty import PtyModesError, decode_modes
+from geossh.proto.termmodes import PtyModesError, decode_modes
 
 if TYPE_CHECKING:
     from geossh._facade.channel import Channel

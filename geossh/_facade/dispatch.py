@@ -29,7 +29,6 @@ from geossh._facade.common import (
 from geossh._facade.server import ServerInterface
 from geossh.logtext import printable
 from geossh.proto import events as ev
-from geossh.proto.connection import ChannelDataRunReceived
 
 
 class _RefuseHandler:
@@ -109,7 +108,7 @@ class EventDispatch:
         if chan is not None:
             chan._feed(event.data, event.stream)
 
-    def _on_data_run(self, event: ChannelDataRunReceived) -> None:
+    def _on_data_run(self, event: ev.ChannelDataRunReceived) -> None:
         chan = self._channels.get(event.channel_id)
         if chan is not None:
             chan._feed_parts(event.parts, event.stream)
@@ -301,7 +300,7 @@ class EventDispatch:
 
     _event_handlers: dict[type, Any] = {
         ev.ChannelDataReceived: _on_data,
-        ChannelDataRunReceived: _on_data_run,
+        ev.ChannelDataRunReceived: _on_data_run,
         ev.ChannelWindowOpened: _on_window,
         ev.VersionReceived: _on_version,
         ev.KexCompleted: _on_kex,

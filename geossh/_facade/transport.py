@@ -44,7 +44,7 @@ from geossh._facade.util import ClosingContextManager
 from geossh._green.pump import ConnectionEnded, SocketPump
 from geossh._version import __version__
 from geossh.errors import ChannelException, RemoteProtocolError, SSHException
-from geossh.logtext import printable
+from geossh.logtext import PrefixedLog, printable
 from geossh.proto import wire
 from geossh.proto.connection import Connection
 from geossh.proto.constants import DisconnectReason
@@ -52,17 +52,6 @@ from geossh.proto.kex import load_moduli
 
 _conn_ids = itertools.count(1)
 _MODULI_PATHS = ("/etc/ssh/moduli", "/usr/local/etc/moduli")
-
-
-class _ConnLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Prefixes log lines with ``[conn=N ip:port]``."""
-
-    def __init__(self, logger: logging.Logger, prefix: str) -> None:
-        super().__init__(logger, None)  # no ``extra`` dict: 180 bytes per connection
-        self.prefix = prefix
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.prefix}] {msg}", kwargs
 
 
 def _cooperative(sock: Any) -> tuple[Any, Any]:
@@ -246,7 +235,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self.peer_address: Any = None
         self.on_authenticated: Any = None
         self.observer: Any = None  # a geossh.observer.Observer
-        self.logger = _ConnLogger(logging.getLogger(self._log_name), self._prefix())
+        self.logger = PrefixedLog(logging.getLogger(self._log_name), self._prefix())
 
     # -- identity and logging -------------------------------------------------
     @property
@@ -281,7 +270,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
     def set_log_channel(self, name: str) -> None:
         """Log under ``name`` instead of ``geossh.transport``."""
         self._log_name = name
-        self.logger = _ConnLogger(logging.getLogger(name), self._prefix())
+        self.logger = PrefixedLog(logging.getLogger(name), self._prefix())
 
     def get_log_channel(self) -> str:
         """The logger name this transport uses."""

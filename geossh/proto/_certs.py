@@ -20,8 +20,8 @@ from types import MappingProxyType
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 
-from geossh.errors import RemoteProtocolError
 from geossh.proto import wire
+from geossh.proto.errors import RemoteProtocolError
 from geossh.proto.keys import (
     _CRYPTO_ERRORS,
     CERT_SUFFIX,

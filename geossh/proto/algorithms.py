@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from geossh.errors import IncompatiblePeer
 from geossh.proto import wire
 from geossh.proto.cipher import CIPHERS, MACS
 from geossh.proto.compression import COMPRESSIONS
 from geossh.proto.constants import MAX_NAME_LIST, MSG
+from geossh.proto.errors import IncompatiblePeer
 from geossh.proto.kex import KEX_METHODS
 
 STRICT_KEX_SERVER = "kex-strict-s-v00@openssh.com"

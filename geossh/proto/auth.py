@@ -47,7 +47,6 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
-from geossh.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto import wire
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import (
@@ -57,6 +56,7 @@ from geossh.proto.constants import (
     USERAUTH_PK_OK,
     DisconnectReason,
 )
+from geossh.proto.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto.events import AuthRequested, AuthServiceStarted, AuthSucceeded, Event
 from geossh.proto.keys import (
     KeyParseError,

@@ -41,10 +41,10 @@ import struct
 from collections import deque
 from collections.abc import Callable
 
-from geossh.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto import wire
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import MSG, OpenFailure
+from geossh.proto.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto.events import (
     ChannelClosed,
     ChannelDataReceived,

@@ -35,7 +35,7 @@ try:  # cryptography >= 43 keeps TripleDES in its "decrepit" module
 except ImportError:  # pragma: no cover - older cryptography
     TripleDES = algorithms.TripleDES  # type: ignore[misc]
 
-from geossh.errors import LocalProtocolError, MACError
+from geossh.proto.errors import LocalProtocolError, MACError
 
 Buffer = bytes | bytearray | memoryview
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import zlib
 
-from geossh.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto.constants import DisconnectReason
+from geossh.proto.errors import LocalProtocolError, RemoteProtocolError
 
 NONE = "none"
 ZLIB = "zlib"

@@ -30,16 +30,20 @@ calls application code. Pure: no I/O.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import cast
 
-from geossh.errors import RemoteProtocolError
 from geossh.proto import wire
 from geossh.proto.auth import AuthLayer
 from geossh.proto.channels import ChannelLayer
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import MSG
-from geossh.proto.events import ChannelDataReceived, ChannelWindowOpened, Event
+from geossh.proto.errors import RemoteProtocolError
+from geossh.proto.events import (
+    ChannelDataReceived,
+    ChannelDataRunReceived,
+    ChannelWindowOpened,
+    Event,
+)
 from geossh.proto.transport import TransportLayer
 
 _AUTH_MESSAGES = frozenset(range(50, 80)) | {5, 6}
@@ -301,24 +305,6 @@ class Connection:
         self.transport.check_deadlines(now)
         if not self.closed:
             self.auth.check_deadline(now)
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelDataRunReceived(Event):
-    """Data of back-to-back CHANNEL_DATA (or EXTENDED_DATA of one type) for one channel.
-
-    ``parts`` holds each packet's data in order; they are not joined, so a
-    run costs no large allocation. ``data`` joins them.
-    """
-
-    channel_id: int
-    parts: tuple[bytes, ...]
-    stream: int
-
-    @property
-    def data(self) -> bytes:
-        """The run's data as one string."""
-        return b"".join(self.parts)
 
 
 def _data_event(local_id: int, run: list[bytes], stream: int) -> Event:

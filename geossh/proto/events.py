@@ -138,6 +138,24 @@ class ChannelDataReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelDataRunReceived(Event):
+    """Data of back-to-back CHANNEL_DATA (or EXTENDED_DATA of one type) for one channel.
+
+    ``parts`` holds each packet's data in order; they are not joined, so a
+    run costs no large allocation. ``data`` joins them.
+    """
+
+    channel_id: int
+    parts: tuple[bytes, ...]
+    stream: int
+
+    @property
+    def data(self) -> bytes:
+        """The run's data as one string."""
+        return b"".join(self.parts)
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelWindowOpened(Event):
     """The peer granted more window: sends may proceed."""
 

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from geossh.errors import PasswordRequiredException, RemoteProtocolError, SSHException
 from geossh.proto import wire
+from geossh.proto.errors import PasswordRequiredException, RemoteProtocolError, SSHException
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey

@@ -24,10 +24,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import cast
 
-from geossh.errors import LocalProtocolError, RemoteProtocolError
 from geossh.proto import compression
 from geossh.proto.cipher import Buffer, PacketProtection, new_protection
 from geossh.proto.constants import MAX_PACKET_SIZE
+from geossh.proto.errors import LocalProtocolError, RemoteProtocolError
 
 _HEADER = struct.Struct(">IB")  # packet_length, padding_length
 _LENGTH = struct.Struct(">I")

@@ -59,7 +59,6 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from geossh.errors import LocalProtocolError, MessageOrderError, RemoteProtocolError
 from geossh.proto import wire
 from geossh.proto.algorithms import (
     KEY_TYPE_FOR_ALGORITHM,
@@ -71,6 +70,7 @@ from geossh.proto.algorithms import (
 from geossh.proto.cipher import CIPHERS, key_sizes
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import MSG, DisconnectReason
+from geossh.proto.errors import LocalProtocolError, MessageOrderError, RemoteProtocolError
 from geossh.proto.events import DisconnectReceived, Event, KexCompleted, VersionReceived
 from geossh.proto.kex import KexContext, ServerKex, create_server_kex, derive_key
 from geossh.proto.keys import SSHKey

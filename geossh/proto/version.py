@@ -12,13 +12,13 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from geossh.errors import RemoteProtocolError
 from geossh.proto.constants import (
     MAX_PRE_VERSION_BYTES,
     MAX_PRE_VERSION_LINES,
     MAX_VERSION_LINE,
     DisconnectReason,
 )
+from geossh.proto.errors import RemoteProtocolError
 
 
 class VersionParser:

@@ -7,7 +7,7 @@ on the wire, so windows never exceed 2^32-1. Pure: no I/O.
 
 from __future__ import annotations
 
-from geossh.errors import RemoteProtocolError
+from geossh.proto.errors import RemoteProtocolError
 
 MAX_WINDOW = 0xFFFFFFFF
 # Largest data payload we put in one packet, whatever the peer advertises:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from geossh.errors import RemoteProtocolError
+from geossh.proto.errors import RemoteProtocolError
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")

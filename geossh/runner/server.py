@@ -61,7 +61,7 @@ from geossh._facade.observer import Observer, Observers
 from geossh._facade.pkey import PKey
 from geossh._facade.server import ServerInterface, SubsystemHandler
 from geossh._facade.transport import Transport
-from geossh.logtext import printable
+from geossh.logtext import PrefixedLog, printable
 from geossh.runner import generation, proxyproto, systemd
 from geossh.runner.hostkeys import default_state_dir, load_or_create
 from geossh.runner.listener import Listener
@@ -97,11 +97,6 @@ TRANSPORT_LIMITS = frozenset({
 
 class ListenError(OSError):
     """An address could not be bound (the message names it and says why)."""
-
-
-class _PeerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['prefix']}] {msg}", kwargs  # type: ignore[index]
 
 
 #: Who may send PROXY headers when ``proxy_protocol=True`` names no one: a
@@ -229,7 +224,7 @@ class _Connection:
         self.source: str | None = None  # the host counted in Server.sources, while it is
         self.transport: Transport | None = None
         self.dispatcher: SessionDispatcher | None = None
-        self.log: logging.LoggerAdapter[Any] = _PeerLog(log, {"prefix": _show(peer)})
+        self.log: logging.LoggerAdapter[Any] = PrefixedLog(log, _show(peer))
 
 
 class Server:
@@ -506,11 +501,11 @@ class Server:
             conn.own = _balancer_own(header, conn.peer, sock)
             if not conn.own and header.source is not None:  # (without one, it is own)
                 conn.peer, proxied = header.source, True
-                conn.log = _PeerLog(log, {"prefix": _show(conn.peer)})
+                conn.log = PrefixedLog(log, _show(conn.peer))
                 if not self._start(conn):
                     return
         transport = self._make_transport(conn, sock, proxied)
-        conn.log = _PeerLog(log, {"prefix": f"conn={transport._conn_id} {_show(conn.peer)}"})
+        conn.log = PrefixedLog(log, f"conn={transport._conn_id} {_show(conn.peer)}")
         factory: Callable[..., Any] = self.interface
         interface = factory(transport) if self._pass_transport else factory()
         conn.dispatcher = SessionDispatcher(interface, self.handlers, conn.log)

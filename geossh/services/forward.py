@@ -52,7 +52,7 @@ from geossh._facade.common import (
 )
 from geossh._facade.server import ServerInterface
 from geossh.errors import SSHException
-from geossh.logtext import printable
+from geossh.logtext import PrefixedLog, printable
 
 if TYPE_CHECKING:
     from geossh._facade.channel import Channel
@@ -443,11 +443,6 @@ class X11Request(NamedTuple):
     screen_number: int
 
 
-class _ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['prefix']}] {msg}", kwargs  # type: ignore[index]
-
-
 def _describe(target: Target) -> str:
     """A forwarding target for logs (the client chose it: escaped)."""
     if isinstance(target, str):
@@ -648,7 +643,7 @@ class ForwardSession:
     def __init__(self, transport: Transport, policy: ForwardingPolicy) -> None:
         self.transport = transport
         self.policy = policy
-        self.log = _ConnLog(_logger, {"prefix": transport._prefix()})
+        self.log = PrefixedLog(_logger, transport._prefix())
         self.greenlets = gevent.pool.Group()  # listener loops and forwarded-* pumps
         self.listeners: dict[Target, _Listener] = {}
         self.channels = 0  # live forwarded connections, both directions

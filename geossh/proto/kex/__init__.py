@@ -13,7 +13,7 @@ Pure core: must not import gevent, socket, threading, select or time.
 
 from __future__ import annotations
 
-from geossh.errors import LocalProtocolError
+from geossh.proto.errors import LocalProtocolError
 from geossh.proto.kex.base import HASHES, HostKeySigner, KexContext, ServerKex, derive_key
 from geossh.proto.kex.dh import (
     FALLBACK_MODULI,

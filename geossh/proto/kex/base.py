@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from geossh.errors import KexError, LocalProtocolError
+from geossh.proto.errors import KexError, LocalProtocolError
 from geossh.proto.wire import Reader, byte, string
 
 if TYPE_CHECKING:

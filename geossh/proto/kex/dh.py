@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, ClassVar
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
 
-from geossh.errors import KexError
 from geossh.proto.constants import KEXDH_REPLY
+from geossh.proto.errors import KexError
 from geossh.proto.kex.base import ServerKex
 from geossh.proto.wire import Reader, mpint
 

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from geossh.errors import KexError
 from geossh.proto.constants import KEX_ECDH_REPLY
+from geossh.proto.errors import KexError
 from geossh.proto.kex.base import ServerKex
 from geossh.proto.wire import Reader, mpint_from_unsigned, string
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from geossh.errors import KexError
 from geossh.proto.constants import (
     KEX_DH_GEX_GROUP,
     KEX_DH_GEX_INIT,
@@ -28,6 +27,7 @@ from geossh.proto.constants import (
     KEX_DH_GEX_REQUEST,
     KEX_DH_GEX_REQUEST_OLD,
 )
+from geossh.proto.errors import KexError
 from geossh.proto.kex.base import KexContext, ServerKex
 from geossh.proto.kex.dh import dh_exchange, mpint_limit
 from geossh.proto.wire import Reader, byte, mpint, u32

@@ -22,8 +22,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from geossh.errors import KexError
 from geossh.proto.constants import KEX_HYBRID_REPLY
+from geossh.proto.errors import KexError
 from geossh.proto.kex.base import HASHES, ServerKex
 from geossh.proto.kex.ecdh import X25519_SIZE, x25519_shared_secret
 from geossh.proto.wire import Reader, string

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from geossh.errors import KexError
+from geossh.proto.errors import KexError
 from geossh.proto.kex.hybrid import HybridKemKex
 
 __all__ = ["SNTRUP761", "SNTRUP_AVAILABLE", "Sntrup761X25519Kex", "Sntrup761X25519OpenSSHKex"]
