@@ -15,7 +15,6 @@ from geossh.services.forward import (
     ForwardSession as ForwardSession,
     Resolver as Resolver,
     Target as Target,
-    X11Request as X11Request,
     address_text as address_text,
     close_quietly as close_quietly,
     connect as connect,
@@ -25,3 +24,4 @@ from geossh.services.forward import (
     resolve as resolve,
     resolve_unix_path as resolve_unix_path,
 )
+from geossh.services.x11 import X11Request as X11Request

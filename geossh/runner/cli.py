@@ -204,6 +204,9 @@ def _service_flags(group: Any) -> None:
     group.add_argument("--no-shell", action="store_true", help="no interactive shells")
     group.add_argument("--no-exec", action="store_true", help="no remote commands")
     group.add_argument("--forwarding", action="store_true", help="allow -L/-R/-D forwarding")
+    group.add_argument(
+        "--x11", action="store_true", help="allow ssh -X/-Y: a display per session (needs xauth)"
+    )
     group.add_argument("--workers", type=_positive, default=1, help="worker processes")
     group.add_argument(
         "--stop-timeout",
@@ -365,7 +368,7 @@ def _build(args: argparse.Namespace, observers: Sequence[Any] = ()) -> tuple[Any
     app = ServeApp(
         user=user, authorized_keys=key_files, password=password, root=root,
         sftp=not args.no_sftp, shell=not args.no_shell, exec_=not args.no_exec,
-        forwarding=args.forwarding,
+        forwarding=args.forwarding, x11=args.x11,
     )  # fmt: skip
     listen = args.listen or [(args.host, args.port)]
     server = Server(

@@ -6,7 +6,8 @@ per-connection ``ServerInterface``: public keys from authorized_keys files
 ``from=``, ``expiry-time``, ``command=`` (a forced command, with
 SSH_ORIGINAL_COMMAND), ``no-pty``/``restrict``, ``no-port-forwarding``,
 ``no-agent-forwarding``, ``no-X11-forwarding``, ``permitopen`` and
-``permitlisten``; OpenSSH user certificates through ``cert-authority``
+``permitlisten``; X11 forwarding (a ready display per session) only when
+enabled; OpenSSH user certificates through ``cert-authority``
 lines only (as sshd: never through a plain line of the certified key),
 with the line's options narrowed by the certificate's ``permit-*``
 extensions and its ``force-command``; ``permit-user-rc`` has nothing to
@@ -47,7 +48,7 @@ class ServeApp:
     def __init__(
         self, user: str, authorized_keys: Sequence[str | os.PathLike[str]],
         password: str | None, root: str, sftp: bool = True, shell: bool = True,
-        exec_: bool = True, forwarding: bool = False,
+        exec_: bool = True, forwarding: bool = False, x11: bool = False,
     ) -> None:  # fmt: skip
         self.user = user
         self.authorized_keys = [os.fspath(path) for path in authorized_keys]
@@ -57,6 +58,7 @@ class ServeApp:
         self.shell = shell
         self.exec = exec_
         self.forwarding = forwarding
+        self.x11 = x11
         self.command = OSCommand()
 
     def interface(self, transport: Any) -> ServeInterface:
@@ -80,6 +82,8 @@ class ServeApp:
             parts.append(f"sftp+scp rooted at {self.root}")
         if self.forwarding:
             parts.append("port forwarding")
+        if self.x11:
+            parts.append("X11 forwarding")
         return ", ".join(parts) or "none"
 
     # -- session handlers -------------------------------------------------------------
@@ -146,18 +150,21 @@ def exposed_paths(root: str, paths: Sequence[str | os.PathLike[str]]) -> list[st
     return found
 
 
-def forwarding_policy(enabled: bool) -> ForwardingPolicy:
-    """sshd's AllowTcpForwarding=yes (listeners on loopback only), or nothing."""
-    if not enabled:
-        return ForwardingPolicy()
-    return ForwardingPolicy(local=("*:*",), remote=("*:*",))
+def forwarding_policy(enabled: bool, x11: bool = False) -> ForwardingPolicy:
+    """sshd's AllowTcpForwarding=yes (listeners on loopback only), or nothing.
+
+    With ``x11``, sshd's X11Forwarding=yes (X11UseLocalhost=yes): a ready
+    display per session that asks.
+    """
+    tcp: dict[str, Any] = {"local": ("*:*",), "remote": ("*:*",)} if enabled else {}
+    return ForwardingPolicy(**tcp, allow_x11=x11, x11_display=x11)
 
 
 class ServeInterface(ForwardingServer):
     """Authentication and policy for one ``geossh serve`` connection."""
 
     def __init__(self, app: ServeApp, transport: Any) -> None:
-        super().__init__(forwarding_policy(app.forwarding))
+        super().__init__(forwarding_policy(app.forwarding, app.x11))
         self.app = app
         self.peer = str(transport.getpeername()[0])
         self.entry: AuthorizedKey | None = None

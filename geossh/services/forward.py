@@ -53,6 +53,7 @@ from geossh._facade.common import (
 from geossh._facade.server import ServerInterface
 from geossh.errors import SSHException
 from geossh.logtext import PrefixedLog, printable
+from geossh.services.x11 import REGISTRY, X11Display, X11Request, check_request, find_xauth
 
 if TYPE_CHECKING:
     from geossh._facade.channel import Channel
@@ -367,6 +368,12 @@ class ForwardingPolicy:
     remote_unix: Sequence[str] = ()
     allow_agent: bool = False
     allow_x11: bool = False
+    # A ready display per accepted x11-req (``geossh.services.x11``): DISPLAY/XAUTHORITY for
+    # OSCommand, X clients carried over x11 channels. False: only recorded.
+    x11_display: bool = False
+    x11_max_connections: int = 32  # live X clients per display
+    max_x11_displays: int = 100  # displays open in this process (all connections)
+    xauth_location: str = "xauth"  # sshd's XAuthLocation; no xauth, no display
     allow_privileged_ports: bool = False  # remote listeners on ports 1-1023
     gateway_ports: bool = False  # False: remote listeners bind loopback only (sshd's default)
     # sshd's StreamLocalBindUnlink: a stale socket file at an ``ssh -R /path``
@@ -432,15 +439,6 @@ class ForwardingPolicy:
         if address in ("", "*"):
             return "0.0.0.0"
         return "127.0.0.1" if address == "localhost" else address
-
-
-class X11Request(NamedTuple):
-    """An ``x11-req`` as paramiko's ``check_channel_x11_request`` receives it."""
-
-    single_connection: bool
-    auth_protocol: str
-    auth_cookie: bytes
-    screen_number: int
 
 
 def _describe(target: Target) -> str:
@@ -652,6 +650,7 @@ class ForwardSession:
         self.agent_requested = False
         self._pending: dict[int, tuple[Target, bool]] = {}  # chanid: (target, check addresses)
         self._x11_channels: dict[int, Channel] = {}
+        self.x11_displays: dict[int, X11Display] = {}  # chanid: the session's display
         transport.add_close_callback(self.close)
 
     # -- limits ----------------------------------------------------------------
@@ -663,6 +662,14 @@ class ForwardSession:
 
     def _release(self) -> None:
         self.channels -= 1
+
+    def reserve(self) -> bool:
+        """Count one more forwarded connection; False at ``max_channels`` (or closed)."""
+        return self._reserve()
+
+    def release(self) -> None:
+        """A connection counted by ``reserve`` ended."""
+        self._release()
 
     # -- local forwarding --------------------------------------------------------
     def request_direct(self, chanid: int, target: Target) -> int:
@@ -805,6 +812,42 @@ class ForwardSession:
             return None
         return self.x11_requests.get(channel.get_id())
 
+    def open_x11_display(self, channel: Channel, request: X11Request) -> bool:
+        """Give ``channel`` a ready display (``geossh.services.x11``); False, logged, if refused."""
+        chanid, policy = channel.get_id(), self.policy
+        for old, display in list(self.x11_displays.items()):
+            if display.closed:  # ids are reused: only open displays are kept
+                del self.x11_displays[old]
+        current = self.x11_displays.get(chanid)
+        if current is not None and current.channel is channel:
+            return self._x11_refused("X11 forwarding already active on this channel")
+        xauth = find_xauth(policy.xauth_location)
+        if xauth is None:
+            return self._x11_refused(f"no xauth program ({printable(policy.xauth_location)})")
+        live = sum(not display.closed for display in self.x11_displays.values())
+        if self.closed or live >= policy.max_listeners:
+            return self._x11_refused(f"{live} displays open on this connection")
+        bound = REGISTRY.allocate(policy.max_x11_displays)
+        if bound is None:
+            return self._x11_refused("no free display (or max_x11_displays reached)")
+        number, socks = bound
+        display = X11Display(self, channel, request, number, socks, xauth,
+                             policy.x11_max_connections, pump)  # fmt: skip
+        self.x11_displays[chanid] = display
+        display.start()
+        return True
+
+    def _x11_refused(self, reason: str) -> bool:
+        self.log.info("x11-req refused: %s", reason)
+        return False
+
+    def x11_display(self, channel: Channel) -> X11Display | None:
+        """The open display of session ``channel`` (this channel, not an earlier one)."""
+        display = self.x11_displays.get(channel.get_id())
+        if display is None or display.closed or display.channel is not channel:
+            return None
+        return display
+
     # -- teardown -----------------------------------------------------------------
     def close(self) -> None:
         """Close every listener and stop every pump (the connection ended)."""
@@ -817,6 +860,9 @@ class ForwardSession:
         self._pending.clear()
         self._x11_channels.clear()
         self.x11_requests.clear()
+        for display in list(self.x11_displays.values()):
+            display.close()
+        self.x11_displays.clear()
         self.greenlets.kill(block=False)
 
 
@@ -900,16 +946,33 @@ class ForwardingServer(ServerInterface):
         auth_cookie: bytes,
         screen_number: int,
     ) -> bool:
-        """``x11-req``: record it (``x11_request(channel)``) if ``policy.allow_x11``."""
+        """``x11-req``: record it (``x11_request(channel)``) if ``policy.allow_x11``.
+
+        With ``policy.x11_display`` the channel also gets a ready display
+        (``x11_display(channel)``), or the request fails if none can be made.
+        """
         if not self.forwarding_policy.allow_x11:
             return False
         request = X11Request(bool(single_connection), auth_protocol, auth_cookie, screen_number)
+        reason = check_request(request)
+        if reason is not None:
+            self.forwarding.log.info("x11-req refused: %s", reason)
+            return False
+        if self.forwarding_policy.x11_display and not self.forwarding.open_x11_display(
+            channel, request
+        ):
+            return False
         self.forwarding.record_x11(channel, request)
         return True
 
     def x11_request(self, channel: Channel) -> X11Request | None:
         """The ``x11-req`` received on ``channel``, if one was accepted."""
         return self.forwarding.x11_request(channel)
+
+    def x11_display(self, channel: Channel) -> X11Display | None:
+        """The ready display of session ``channel`` (``policy.x11_display``), if any."""
+        forwarding = self._forwarding
+        return forwarding.x11_display(channel) if forwarding is not None else None
 
     def check_channel_forward_agent_request(self, channel: Channel) -> bool:
         """``auth-agent-req@openssh.com``: allowed if ``policy.allow_agent``.

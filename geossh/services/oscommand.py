@@ -13,7 +13,9 @@ own session (process group), started by ``gevent.subprocess.Popen``.
 Environment: HOME, USER, LOGNAME, SHELL, PATH, SSH_CONNECTION, SSH_CLIENT,
 TERM and SSH_TTY (with a pty), the server's own variables matching
 ``pass_env`` (LANG, LC_* by default), then the client's accepted ``env``
-requests (``SessionHandlers.accept_env``), then ``extra_env``.
+requests (``SessionHandlers.accept_env``), DISPLAY and XAUTHORITY when the
+session has a ready X11 display (``geossh.services.x11``: ``xauth`` has written the
+cookie first, as sshd does), then ``extra_env``.
 
 When the client goes away first the process group gets SIGHUP, then SIGKILL
 after ``kill_timeout``. A client ``signal`` request is delivered to the
@@ -26,6 +28,7 @@ import contextlib
 import errno
 import fcntl
 import fnmatch
+import logging
 import os
 import pty
 import pwd
@@ -45,6 +48,8 @@ from geossh.services.session import PtyInfo, Session
 READ_SIZE = 64 * 1024
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 DEFAULT_PASS_ENV = ("LANG", "LC_*", "TZ")
+XAUTH_TIMEOUT = 10.0
+_log = logging.getLogger("geossh.server")
 
 
 def set_window_size(fd: int, info: PtyInfo) -> None:
@@ -138,6 +143,9 @@ class OSCommand:
             if tty:
                 env["SSH_TTY"] = tty
         env.update(session.env)
+        display = x11_display(session)
+        if display is not None:
+            env.update(display.environment())
         env.update(self.extra_env)
         return env
 
@@ -149,6 +157,9 @@ class OSCommand:
         return [name, "-c", session.command_text], self.shell
 
     def _spawn(self, session: Session) -> tuple[Any, _ProcessIO]:
+        display = x11_display(session)
+        if display is not None:
+            _run_xauth(display)
         if session.pty is not None:
             return self._spawn_pty(session, session.pty)
         return self._spawn_pipes(session)
@@ -311,6 +322,34 @@ def _deliver(proc: Any, name: str) -> None:
     if number is not None and proc.returncode is None:
         with contextlib.suppress(OSError):
             proc.send_signal(number)
+
+
+def x11_display(session: Session) -> Any:
+    """The session's ready X11 display (``ForwardingServer.x11_display``), or None."""
+    find = getattr(session.server, "x11_display", None)
+    return find(session.channel) if callable(find) else None
+
+
+def _run_xauth(display: Any) -> None:
+    """``xauth -q -f XAUTHORITY -`` with sshd's remove + add lines; failures are logged."""
+    argv = [display.xauth, "-q", "-f", display.xauthority(), "-"]
+    try:
+        proc = _popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    except OSError as exc:
+        _log.warning("xauth for X11 display %s: %s", display.display, exc)
+        return
+    try:
+        with contextlib.suppress(OSError):
+            proc.stdin.write(display.xauth_input())  # well under a pipe's buffer
+            proc.stdin.close()
+        code = _wait(proc, XAUTH_TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            _signal_group(proc, signal.SIGKILL)
+            _wait(proc, XAUTH_TIMEOUT)
+    if code != 0:
+        _log.warning("xauth for X11 display %s exited with %s", display.display, code)
 
 
 def _local_address(session: Session) -> tuple[str, int]:
