@@ -3,13 +3,18 @@
 Makes ``sk-ssh-ed25519@openssh.com`` and ``sk-ecdsa-sha2-nistp256@openssh.com``
 keys (PROTOCOL.u2f) with ``cryptography`` and signs the way a hardware key
 does: over ``SHA256(application) || flags || counter || SHA256(data)``.
-``PKey`` makes it usable by paramiko's client as an identity.
+``PKey`` makes it usable by paramiko's client as an identity (with a
+certificate, too); ``certify`` has ``ssh-keygen -s`` sign a certificate for
+the credential's public key (no hardware needed for that).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import struct
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import paramiko
@@ -52,8 +57,8 @@ class Authenticator:
             )
             self.blob = _string(kind) + _string("nistp256") + _string(point) + _string(application)
 
-    def sign(self, data: bytes, flags: int = PRESENT) -> bytes:
-        """An SSH signature blob, as the authenticator and ssh-sk-helper make it."""
+    def assertion(self, data: bytes, flags: int = PRESENT) -> tuple[int, int, bytes]:
+        """What a CTAP authenticator returns: flags, counter, raw signature (DER for ECDSA)."""
         self.counter += 1
         signed = (
             hashlib.sha256(self.application.encode()).digest()
@@ -62,25 +67,48 @@ class Authenticator:
             + hashlib.sha256(data).digest()
         )
         if self.kind == ED25519:
-            sig = self._key.sign(signed)
-        else:
-            r, s = decode_dss_signature(self._key.sign(signed, ec.ECDSA(hashes.SHA256())))
+            return flags, self.counter, self._key.sign(signed)
+        return flags, self.counter, self._key.sign(signed, ec.ECDSA(hashes.SHA256()))
+
+    def sign(self, data: bytes, flags: int = PRESENT) -> bytes:
+        """An SSH signature blob, as the authenticator and ssh-sk-helper make it."""
+        flags, counter, sig = self.assertion(data, flags)
+        if self.kind == ECDSA:
+            r, s = decode_dss_signature(sig)
             sig = _mpint(r) + _mpint(s)
-        return _string(self.kind) + _string(sig) + bytes((flags,)) + struct.pack(">I", self.counter)
+        return _string(self.kind) + _string(sig) + bytes((flags,)) + struct.pack(">I", counter)
 
     def openssh_line(self) -> str:
-        import base64
-
         return f"{self.kind} {base64.b64encode(self.blob).decode()}"
+
+
+def certify(
+    authenticator: Authenticator, ca: Path, directory: Path, *options: str, name: str = "sk"
+) -> bytes:
+    """A certificate blob from ``ssh-keygen -s ca -I <name>-id [options] <name>.pub``.
+
+    ``options`` are further ssh-keygen arguments (``-n alice``, ``-O
+    no-touch-required``, ``-V -5m:+1h`` …).
+    """
+    pub = directory / f"{name}.pub"
+    pub.write_text(authenticator.openssh_line() + " test\n")
+    command = ["ssh-keygen", "-q", "-s", str(ca), "-I", f"{name}-id", *options, str(pub)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return base64.b64decode((directory / f"{name}-cert.pub").read_text().split()[1])
 
 
 class PKey(paramiko.PKey):
     """paramiko's client identity backed by an ``Authenticator`` (flags chosen per test)."""
 
-    def __init__(self, authenticator: Authenticator, flags: int = PRESENT) -> None:
+    def __init__(
+        self, authenticator: Authenticator, flags: int = PRESENT, certificate: bytes | None = None
+    ) -> None:
         self.authenticator = authenticator
         self.flags = flags
         self.public_blob = None
+        if certificate is not None:  # paramiko then offers the certificate's algorithm
+            cert_type = authenticator.kind.replace("@", "-cert-v01@")
+            self.public_blob = paramiko.PublicBlob(cert_type, certificate)
 
     def get_name(self) -> str:
         return self.authenticator.kind

@@ -193,6 +193,9 @@ class AuthBridge:
             source_address=self.peer_address,
         )
         if reason is None:
+            if isinstance(pkey, SKKey):  # the certificate's no-touch-required / verify-required
+                pkey.touch_required = certificate.touch_required
+                pkey.verify_required = certificate.verify_required
             accept = getattr(self.server, "check_auth_certificate", None)
             if accept is None:
                 return AUTH_FAILED if certificate.force_command is not None else AUTH_SUCCESSFUL

@@ -405,7 +405,8 @@ class PKey:
             blob = PublicBlob.from_file(value)
         else:
             blob = PublicBlob.from_string(value)
-        if not blob.key_type.startswith(self.get_name()):
+        name = self.get_name()
+        if not (blob.key_type.startswith(name) or _keys.SK_CERT_TYPES.get(blob.key_type) == name):
             raise ValueError(
                 f"PublicBlob type {blob.key_type} incompatible with key type {self.get_name()}"
             )

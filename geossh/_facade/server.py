@@ -146,7 +146,10 @@ class ServerInterface:
         TrustedUserCAKeys does (user type, CA signature and its algorithm,
         validity window, ``username`` among the principals, critical options
         ``source-address`` checked against the peer, ``force-command``
-        allowed, any other refused) and then asks ``check_auth_certificate``.
+        allowed, ``verify-required`` on a security-key certificate, any
+        other refused) and then asks ``check_auth_certificate``; a
+        security-key certificate's ``no-touch-required`` / ``verify-required``
+        are set on the ``SKKey`` and enforced on the signature's flags.
         When False (the default) the certificate goes to
         ``check_auth_publickey`` with ``key.public_blob`` set, as in paramiko.
         """

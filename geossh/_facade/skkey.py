@@ -11,6 +11,10 @@ user-presence flag fails even if the application accepts the key, unless
 the application sets ``touch_required = False`` on the key it was given
 (authorized_keys ``no-touch-required``). ``verify_required = True``
 (``verify-required``) also demands user verification (PIN or biometric).
+For a certificate from a CA the application trusts
+(``check_auth_cert_authority``) geossh sets both from the certificate (its
+``no-touch-required`` extension and ``verify-required`` critical option)
+before ``check_auth_certificate``, which may change them.
 """
 
 from __future__ import annotations

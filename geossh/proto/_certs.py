@@ -1,8 +1,10 @@
 """OpenSSH certificates (PROTOCOL.certkeys): parse and validate user certificates.
 
 Parsing and the CA signature check are cryptography's
-(``load_ssh_public_identity``, ``SSHCertificate.verify_cert_signature``);
-this module adds sshd's acceptance rules for user certificates: type,
+(``load_ssh_public_identity``, ``SSHCertificate.verify_cert_signature``),
+except for security-key certificates, which cryptography refuses: those
+are read by ``_skcerts`` and their CA signature checked by ``SSHKey.verify``.
+This module adds sshd's acceptance rules for user certificates: type,
 trusted CA, CA signature algorithm, validity interval, principals and
 critical options. Import these names from ``geossh.proto.keys``, which
 re-exports them (importing this module first would be circular).
@@ -21,6 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 
 from geossh.proto import wire
+from geossh.proto._skcerts import CertFields, parse_sk_certificate
 from geossh.proto.errors import RemoteProtocolError
 from geossh.proto.keys import (
     _CRYPTO_ERRORS,
@@ -28,7 +31,9 @@ from geossh.proto.keys import (
     ED25519,
     KEY_TYPES,
     MAX_TYPE_NAME,
+    SK_CERT_TYPES,
     KeyParseError,
+    SecurityKey,
     SSHKey,
     UnsupportedKeyType,
     _load_public_line,
@@ -51,6 +56,9 @@ DEFAULT_CA_SIGNATURE_ALGORITHMS: frozenset[str] = frozenset(
     }
 )
 KNOWN_CRITICAL_OPTIONS: frozenset[str] = frozenset({"force-command", "source-address"})
+# Only on security-key certificates: a plain key cannot verify a user, so
+# there the option is refused (OpenSSH ignores it for plain keys).
+SK_CRITICAL_OPTIONS: frozenset[str] = frozenset({"verify-required"})
 FOREVER = 0xFFFFFFFFFFFFFFFF
 
 
@@ -76,7 +84,7 @@ class Certificate:
     """A parsed OpenSSH certificate. Build it with ``parse_certificate``."""
 
     __slots__ = (
-        "_cert",
+        "_verify",
         "blob",
         "cert_type",
         "critical_options",
@@ -93,27 +101,40 @@ class Certificate:
         "valid_before",
     )
 
-    def __init__(self, blob: bytes, key_type: str, cert: SSHCertificate, sig_alg: str) -> None:
-        self._cert = cert
+    def __init__(self, blob: bytes, key_type: str, fields: CertFields) -> None:
+        self._verify = fields.verify
         self.blob = blob
         self.key_type = key_type  # e.g. "ssh-ed25519-cert-v01@openssh.com"
-        self.signature_algorithm = sig_alg  # the CA's, e.g. "rsa-sha2-512"
-        self.key = SSHKey(cert.public_key())
-        self.signature_key = SSHKey(cert.signature_key())
-        self.cert_type = CertType(cert.type.value)
-        self.nonce = cert.nonce
-        self.serial = cert.serial
-        self.key_id = cert.key_id.decode("utf-8", "backslashreplace")
-        self.principals = tuple(_text(p, "principal") for p in cert.valid_principals)
-        self.valid_after = cert.valid_after
-        self.valid_before = cert.valid_before
-        self.critical_options = _text_map(cert.critical_options, "critical option")
-        self.extensions = _text_map(cert.extensions, "extension")
+        self.signature_algorithm = fields.signature_algorithm  # the CA's, e.g. "rsa-sha2-512"
+        self.key = fields.key  # a SecurityKey for sk-* certificates
+        self.signature_key = fields.signature_key
+        try:
+            self.cert_type = CertType(fields.cert_type)
+        except ValueError:
+            raise KeyParseError(f"invalid certificate type {fields.cert_type}") from None
+        self.nonce = fields.nonce
+        self.serial = fields.serial
+        self.key_id = fields.key_id.decode("utf-8", "backslashreplace")
+        self.principals = tuple(_text(p, "principal") for p in fields.principals)
+        self.valid_after = fields.valid_after
+        self.valid_before = fields.valid_before
+        self.critical_options = _text_map(fields.critical_options, "critical option")
+        self.extensions = _text_map(fields.extensions, "extension")
 
     @property
     def force_command(self) -> str | None:
         """The ``force-command`` critical option, if present."""
         return self.critical_options.get("force-command")
+
+    @property
+    def touch_required(self) -> bool:
+        """False if the ``no-touch-required`` extension waives user presence (sk keys)."""
+        return "no-touch-required" not in self.extensions
+
+    @property
+    def verify_required(self) -> bool:
+        """True if the ``verify-required`` critical option demands user verification (sk keys)."""
+        return "verify-required" in self.critical_options
 
     @property
     def source_address(self) -> str | None:
@@ -122,11 +143,7 @@ class Certificate:
 
     def verify_signature(self) -> bool:
         """True if the CA signature over the certificate body is valid."""
-        try:
-            self._cert.verify_cert_signature()
-        except (InvalidSignature, *_CRYPTO_ERRORS):
-            return False
-        return True
+        return self._verify()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Certificate):
@@ -162,21 +179,50 @@ def _ca_signature_algorithm(blob: bytes, key_type: str) -> str:
     return wire.Reader(reader.string()).ascii(MAX_TYPE_NAME)
 
 
+def _from_cryptography(cert: SSHCertificate, sig_alg: str) -> CertFields:
+    def verify() -> bool:
+        try:
+            cert.verify_cert_signature()
+        except (InvalidSignature, *_CRYPTO_ERRORS):
+            return False
+        return True
+
+    return CertFields(
+        key=SSHKey(cert.public_key()),
+        signature_key=SSHKey(cert.signature_key()),
+        signature_algorithm=sig_alg,
+        cert_type=cert.type.value,
+        nonce=cert.nonce,
+        serial=cert.serial,
+        key_id=cert.key_id,
+        principals=tuple(cert.valid_principals),
+        valid_after=cert.valid_after,
+        valid_before=cert.valid_before,
+        critical_options=cert.critical_options,
+        extensions=cert.extensions,
+        verify=verify,
+    )
+
+
 def parse_certificate(blob: bytes) -> Certificate:
     """Parse an OpenSSH certificate blob; ``KeyParseError`` on anything wrong.
 
-    The CA signature is not checked here (see ``validate_user_certificate``).
+    Security-key certificates (``sk-*-cert-v01@openssh.com``) are read by
+    ``_skcerts``, the others by cryptography. The CA signature is not
+    checked here (see ``validate_user_certificate``).
     """
     cert_type = blob_key_type(blob)
+    blob = bytes(blob)
+    if cert_type in SK_CERT_TYPES:
+        return Certificate(blob, cert_type, parse_sk_certificate(blob))
     if cert_type not in CERT_TYPES:
         raise UnsupportedKeyType(f"unsupported certificate type {cert_type!r}")
-    blob = bytes(blob)
     loaded = _load_public_line(cert_type, blob)
     if not isinstance(loaded, SSHCertificate):
         raise KeyParseError("blob is not a certificate")
     try:
         sig_alg = _ca_signature_algorithm(blob, cert_type[: -len(CERT_SUFFIX)])
-        return Certificate(blob, cert_type, loaded, sig_alg)
+        return Certificate(blob, cert_type, _from_cryptography(loaded, sig_alg))
     except (RemoteProtocolError, *_CRYPTO_ERRORS) as exc:
         if isinstance(exc, KeyParseError):
             raise
@@ -221,8 +267,11 @@ def address_in_cidr_list(address: str, cidr_list: str) -> bool:
 
 
 def _check_critical_options(cert: Certificate, source_address: str | None) -> str | None:
+    known = KNOWN_CRITICAL_OPTIONS
+    if isinstance(cert.key, SecurityKey):
+        known = known | SK_CRITICAL_OPTIONS
     for name, value in cert.critical_options.items():
-        if name not in KNOWN_CRITICAL_OPTIONS:
+        if name not in known:
             return f"unsupported critical option {name!r}"
         if name == "source-address":
             if source_address is None:
@@ -251,7 +300,10 @@ def validate_user_certificate(
     valid_before``, that ``principal`` is listed (an empty list is
     rejected), and the critical options: ``source-address`` must contain
     ``source_address``; ``force-command`` is allowed (read
-    ``cert.force_command``); any other critical option rejects.
+    ``cert.force_command``); ``verify-required`` is allowed on a
+    security-key certificate (read ``cert.verify_required``; the signature's
+    flags are the caller's to check, as ``no-touch-required``); any other
+    critical option rejects.
     """
     if cert.cert_type is not CertType.USER:
         return "not a user certificate"
@@ -277,6 +329,7 @@ __all__ = [
     "DEFAULT_CA_SIGNATURE_ALGORITHMS",
     "FOREVER",
     "KNOWN_CRITICAL_OPTIONS",
+    "SK_CRITICAL_OPTIONS",
     "CertType",
     "Certificate",
     "address_in_cidr_list",

@@ -46,6 +46,11 @@ CERT_SUFFIX = "-cert-v01@openssh.com"
 SK_ED25519 = "sk-ssh-ed25519@openssh.com"
 SK_ECDSA = "sk-ecdsa-sha2-nistp256@openssh.com"
 SK_KEY_TYPES: tuple[str, ...] = (SK_ED25519, SK_ECDSA)
+# Their certificates (PROTOCOL.certkeys): the suffix goes before "@openssh.com".
+SK_CERT_TYPES: dict[str, str] = {
+    "sk-ssh-ed25519-cert-v01@openssh.com": SK_ED25519,
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com": SK_ECDSA,
+}
 SK_USER_PRESENT = 0x01  # flags bit: the authenticator was touched
 SK_USER_VERIFIED = 0x04  # flags bit: PIN or biometric verified
 MAX_SK_APPLICATION = 256
@@ -77,8 +82,8 @@ def _signature_algorithms() -> dict[str, str]:
     plain = {ED25519: ED25519, **{name: name for name in _ECDSA}}
     plain.update({alg: RSA for alg in _RSA_HASHES})
     certs = {alg + CERT_SUFFIX: key_type for alg, key_type in plain.items()}
-    security_keys = {name: name for name in SK_KEY_TYPES}  # no certificates of them yet
-    return {**plain, **certs, **security_keys}
+    security_keys = {name: name for name in SK_KEY_TYPES}
+    return {**plain, **certs, **security_keys, **SK_CERT_TYPES}
 
 
 SIGNATURE_ALGORITHMS: dict[str, str] = _signature_algorithms()
@@ -105,7 +110,13 @@ _CRYPTO_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, InvalidTag, Overf
 
 
 def strip_cert_suffix(algorithm: str) -> str:
-    """``rsa-sha2-256-cert-v01@openssh.com`` → ``rsa-sha2-256`` (others unchanged)."""
+    """``rsa-sha2-256-cert-v01@openssh.com`` → ``rsa-sha2-256`` (others unchanged).
+
+    A security-key certificate name maps to its key's name
+    (``sk-ssh-ed25519-cert-v01@openssh.com`` → ``sk-ssh-ed25519@openssh.com``).
+    """
+    if algorithm in SK_CERT_TYPES:
+        return SK_CERT_TYPES[algorithm]
     if algorithm.endswith(CERT_SUFFIX):
         return algorithm[: -len(CERT_SUFFIX)]
     return algorithm
@@ -116,6 +127,8 @@ def blob_type_for_algorithm(algorithm: str) -> str:
     key_type = SIGNATURE_ALGORITHMS.get(algorithm)
     if key_type is None:
         raise UnsupportedKeyType(f"unsupported public key algorithm {algorithm!r}")
+    if algorithm in SK_CERT_TYPES:
+        return algorithm
     return key_type + CERT_SUFFIX if algorithm.endswith(CERT_SUFFIX) else key_type
 
 
@@ -569,6 +582,8 @@ __all__ = [
     "CERT_SUFFIX",
     "KEY_TYPES",
     "SIGNATURE_ALGORITHMS",
+    "SK_CERT_TYPES",
+    "SK_KEY_TYPES",
     "CertType",
     "Certificate",
     "KeyParseError",

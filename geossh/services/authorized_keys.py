@@ -124,7 +124,8 @@ class AuthorizedKey:
         Each ``permit_*`` holds only if the line allows it and the certificate
         carries its ``permit-*`` extension, so a certificate made with
         ``ssh-keygen -O no-pty`` (or ``-O clear``) gets no pty whatever the
-        line says; ``touch_required`` stays unless both waive it; the
+        line says; ``touch_required`` stays unless both waive it and
+        ``verify_required`` holds if either asks (``verify-required``); the
         certificate's ``force-command`` applies when the line has no
         ``command=`` (``authorize_certificate`` refuses two that differ).
         """
@@ -135,7 +136,8 @@ class AuthorizedKey:
         return dataclasses.replace(
             self,
             command=self.command if self.command is not None else cert.force_command,
-            touch_required=self.touch_required or "no-touch-required" not in cert.extensions,
+            touch_required=self.touch_required or cert.touch_required,
+            verify_required=self.verify_required or cert.verify_required,
             **permits,
         )
 

@@ -585,8 +585,8 @@ def test_signature_algorithms_table() -> None:
     for name in ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"):
         assert table[name] == table[name + keys.CERT_SUFFIX] == name
     assert table["sk-ssh-ed25519@openssh.com"] == "sk-ssh-ed25519@openssh.com"
-    assert "sk-ssh-ed25519-cert-v01@openssh.com" not in table  # not supported yet
-    assert len(table) == 16
+    assert table["sk-ssh-ed25519-cert-v01@openssh.com"] == "sk-ssh-ed25519@openssh.com"
+    assert len(table) == 18
     assert "ssh-dss" not in table
     assert keys.blob_type_for_algorithm("rsa-sha2-256") == "ssh-rsa"
     assert (
@@ -609,8 +609,10 @@ def test_parse_userauth_key(keydir: Path) -> None:
         keys.parse_userauth_key("rsa-sha2-256-cert-v01@openssh.com", rsa_blob)
     with pytest.raises(KeyParseError):
         keys.parse_userauth_key("sk-ssh-ed25519@openssh.com", rsa_blob)
-    with pytest.raises(UnsupportedKeyType):
+    with pytest.raises(KeyParseError):  # supported now, but not this blob
         keys.parse_userauth_key("sk-ssh-ed25519-cert-v01@openssh.com", rsa_blob)
+    with pytest.raises(UnsupportedKeyType):
+        keys.parse_userauth_key("sk-ssh-ed448-cert-v01@openssh.com", rsa_blob)
     assert keys.parse_public_identity(rsa_blob) == keys.public_key_from_blob(rsa_blob)
 
 
