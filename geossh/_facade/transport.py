@@ -573,7 +573,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
             if not self.active:
                 raise SSHException("Unable to open channel.")
             raise SSHException("Timeout opening channel.")
-        self._observe_open(chan, dest_addr)
+        self._observe_open(chan, src_addr if kind == "x11" else dest_addr)
         return chan
 
     def open_session(

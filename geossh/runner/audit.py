@@ -35,7 +35,7 @@ log = logging.getLogger("geossh.audit")
 COMMAND_LIMIT = 1024
 FORWARD_KINDS = frozenset({
     "direct-tcpip", "forwarded-tcpip", "direct-streamlocal@openssh.com",
-    "forwarded-streamlocal@openssh.com",
+    "forwarded-streamlocal@openssh.com", "x11",
 })  # fmt: skip
 _NEEDS_QUOTES = frozenset(' "=')
 

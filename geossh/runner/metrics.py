@@ -49,6 +49,7 @@ FORWARD_KINDS = {
     "forwarded-tcpip": "forwarded-tcpip",
     "direct-streamlocal@openssh.com": "direct-streamlocal",
     "forwarded-streamlocal@openssh.com": "forwarded-streamlocal",
+    "x11": "x11",
 }
 OUTCOMES = frozenset({"authenticated", "authfail", "noauth", "grace_exceeded", "crash"})
 _LIVE_FILE = re.compile(r"gauge_live\w*?_(\d+)\.db$")

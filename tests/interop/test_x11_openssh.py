@@ -179,6 +179,7 @@ def test_xdpyinfo_reaches_xvfb_through_the_session_display(
     wait_until(lambda: not xauthority.parent.exists(), what="the XAUTHORITY directory removed")
     wait_until(lambda: _refused(6000 + number), what="the display's listener closed")
     assert "X11 display localhost:" in serve.log()
+    assert "forward open: kind=x11" in serve.log()  # the audit line of each X client
 
 
 def test_certificate_permitting_x11(serve: ServerProcess, tmp_path: Path, xvfb: Xvfb) -> None:
