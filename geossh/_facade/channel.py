@@ -4,7 +4,7 @@ A Channel is created by the Transport, never by users. Reads block only
 the calling greenlet (``socket.timeout`` on timeout, ``b""`` at EOF); sends
 wait for the peer's window, for a running key exchange to finish and for
 the reply to a channel request whose callback is still running (the send
-gate, see ``geossh.callbacks``). Protocol state lives in the core
+gate, see ``geossh._facade.callbacks``). Protocol state lives in the core
 (``geossh.proto.channels``); this module holds buffers and waits.
 """
 

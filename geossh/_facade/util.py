@@ -8,7 +8,6 @@ code should not grow this module: put things where they belong.
 from __future__ import annotations
 
 import hmac
-import importlib
 import logging
 import sys
 import threading
@@ -95,27 +94,22 @@ def generate_key_bytes(
     return keydata
 
 
-def _client_class(module: str, name: str) -> Any:
-    """A client-side class, if some geossh module provides it (geossh is server-side)."""
-    try:
-        found = getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        found = None
-    if found is None:
-        raise NotImplementedError(f"{name} is client-side and not provided by geossh")
-    return found
+def _client_side(name: str) -> NotImplementedError:
+    return NotImplementedError(f"{name} is client-side: geossh is a server library (use paramiko)")
 
 
 def load_host_keys(filename: str) -> Any:
-    """Client side (known_hosts): ``HostKeys(filename)`` where available."""
-    return _client_class("geossh.hostkeys", "HostKeys")(filename)
+    """Client side (known_hosts in paramiko's ``HostKeys``): not provided by geossh.
+
+    ``geossh.runner.hostkeys`` is the server's host-key store, not paramiko's
+    known_hosts class.
+    """
+    raise _client_side("HostKeys")
 
 
 def parse_ssh_config(file_obj: Any) -> Any:
-    """Client side, kept for old code: an ``SSHConfig`` parsed from ``file_obj``."""
-    config = _client_class("geossh.config", "SSHConfig")()
-    config.parse(file_obj)
-    return config
+    """Client side (paramiko's ``SSHConfig``): not provided by geossh."""
+    raise _client_side("SSHConfig")
 
 
 def lookup_ssh_host_config(hostname: str, config: Any) -> Any:

@@ -15,7 +15,7 @@ otherwise. It logs at INFO under ``geossh.audit``:
   streamlocal) and its target.
 
 Each record carries its fields as ``record.audit`` (a dict), which
-``geossh.logformat.JsonFormatter`` writes as JSON members; the text line
+``geossh.runner.logformat.JsonFormatter`` writes as JSON members; the text line
 is ``event result key=value ...``. Peer-chosen strings go through
 ``geossh.logtext.printable`` (no line breaks, control or bidi characters,
 bounded length). Never logged: passwords, keyboard-interactive answers,

@@ -5,7 +5,7 @@ has stopped or drained. Signals (main thread only):
 
 * SIGTERM, SIGINT: ``server.stop()`` (sessions get ``stop_timeout`` s); a
   new generation still starting is ended too.
-* SIGHUP: ``reload(server)``: start the next generation (``geossh.reload``)
+* SIGHUP: ``reload(server)``: start the next generation (``geossh.runner.reload``)
   on the same sockets; once it is ready, stop accepting and drain. Ignored
   (logged) during a reload and once this generation has handed over.
 * SIGUSR1: drain: stop accepting, exit when the last session ends (or
@@ -52,7 +52,7 @@ def serve(server: Server, worker: bool = False) -> None:
 
     The signal handlers are in place before READY=1 is sent: the next
     reload's SIGHUP may come the moment the service manager hears it.
-    A worker of ``geossh.workers`` (``worker=True``) neither reloads nor
+    A worker of ``geossh.runner.workers`` (``worker=True``) neither reloads nor
     notifies: its supervisor is the service's main process.
     """
     notifier = server.notifier = Notifier(None) if worker else Notifier.from_environment()

@@ -5,7 +5,7 @@ program again (``sys.executable`` with the interpreter's original
 arguments, ``sys.orig_argv``), so freshly imported code and a freshly read
 configuration take effect. The listening sockets are passed as fds 3, 4,
 ... with ``LISTEN_FDS``/``LISTEN_PID`` exactly as systemd's socket
-activation passes them: the new program adopts them (``geossh.systemd``)
+activation passes them: the new program adopts them (``geossh.runner.systemd``)
 and binds nothing, so the kernel's accept queue is shared by both
 generations and no connection attempt is refused during the switch.
 

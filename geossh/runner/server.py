@@ -11,14 +11,14 @@ Limits (docs/limits.md has the table): ``max_connections`` (a gevent Pool:
 when full, new connections wait in the listen backlog), ``max_startups``
 (OpenSSH's ``start:rate:full`` random early drop of unauthenticated
 connections), ``per_source_max_startups``, ``per_source_netblock`` and
-``per_source_penalties`` (``geossh.srclimit``: sshd's PerSourceMaxStartups,
+``per_source_penalties`` (``geossh.runner.srclimit``: sshd's PerSourceMaxStartups,
 PerSourceNetBlockSize and PerSourcePenalties), and per connection
 ``login_grace_time``, ``max_auth_tries``, ``max_channels`` and any other
 Transport limit through ``limits={name: value}`` (e.g.
 ``client_alive_interval``, ``unused_connection_timeout``).
 
 ``proxy_protocol=True`` reads a PROXY v1/v2 header first
-(``geossh.proxyproto``) on connections from the trusted balancers
+(``geossh.runner.proxyproto``) on connections from the trusted balancers
 (``proxy_from``: addresses or networks; default this host's loopback);
 its client address is what logs, limits, ``transport.getpeername()`` and
 the interface see. A trusted peer without a valid header is closed; any
@@ -32,7 +32,7 @@ ssh-audit fails); ``disabled_algorithms={}`` offers them again.
 ``stop(timeout)`` stops accepting, refuses new sessions, lets running
 sessions finish for up to ``timeout`` seconds, then disconnects the rest
 with DISCONNECT BY_APPLICATION. ``workers=N`` forks N processes that share
-the listening sockets (``geossh.workers``).
+the listening sockets (``geossh.runner.workers``).
 
 Logs connection, authentication and session events under ``geossh.server``
 with ``[conn=N ip:port]``: one line when a connection opens and one when it
@@ -325,7 +325,7 @@ class Server:
         self.socket_names: list[str] = []  # as LISTEN_FDNAMES gave them
         self.notifier: Notifier | None = None
         self._reloading = False
-        self._successor: Any = None  # a new generation while it starts (geossh.reload)
+        self._successor: Any = None  # a new generation while it starts (geossh.runner.reload)
         self._handed_over: int | None = None  # its pid once it took over; this one drains
         self.addresses: list[tuple[Any, ...]] = []  # what was bound, as (host, port)
         self.connections: set[_Connection] = set()

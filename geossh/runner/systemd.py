@@ -9,7 +9,7 @@ to ``$NOTIFY_SOCKET`` (a path, or ``@name`` in the abstract namespace); it
 also takes the variable out of the environment (a user's shell must not
 be able to talk to the service manager). Both do nothing when the
 variables are absent. The same two mechanisms carry a reload's handover
-(``geossh.reload``).
+(``geossh.runner.reload``).
 """
 
 from __future__ import annotations
