@@ -26,7 +26,7 @@ class Observer:
     """No-op hooks; ``transport`` is a ``geossh.Transport``, ``channel`` a ``Channel``."""
 
     def refused(self, peer: Any, reason: str) -> None:
-        """A connection was closed at once: ``max_startups``, ``per_source`` or ``penalty``."""
+        """Closed at once: ``max_startups``, ``per_source``, ``penalty``, ``max_connections``."""
 
     def opened(self, transport: Any) -> None:
         """A connection was admitted (before the version exchange)."""

@@ -227,7 +227,8 @@ def _service_flags(group: Any) -> None:
 def _limit_flags(group: Any) -> None:
     add = group.add_argument
     # fmt: off
-    add("--max-connections", type=_positive, metavar="N", help="open connections (default: no cap)")
+    add("--max-connections", type=_positive, metavar="N",
+        help="open connections, all workers together; past it refused (default: no cap)")
     add("--max-startups", default="10:30:100", metavar="START:RATE:FULL",
         help="unauthenticated connections: random early drop (default 10:30:100)")
     add("--per-source-max-startups", type=_positive, metavar="N",

@@ -127,7 +127,8 @@ def reload(server: Server) -> bool:
         notifier.reloading()
         notifier.notify(STATUS="reloading")
         try:
-            successor = Successor.start(server.sockets, notifier, server.socket_names)
+            limits = server.share_for_reload()  # the new generation counts with this one
+            successor = Successor.start(server.sockets, notifier, server.socket_names, limits)
         except OSError as exc:
             return _failed(server, notifier, f"cannot start a new generation: {exc}")
         server._successor = successor

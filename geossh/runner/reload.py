@@ -53,9 +53,17 @@ class Successor:
 
     @classmethod
     def start(
-        cls, sockets: Sequence[socket.socket], notifier: Notifier, names: Sequence[str] = ()
+        cls,
+        sockets: Sequence[socket.socket],
+        notifier: Notifier,
+        names: Sequence[str] = (),
+        limits: tuple[int, int] | None = None,
     ) -> Successor:
-        """Fork and exec the program again with ``sockets`` as its inherited listeners."""
+        """Fork and exec the program again with ``sockets`` as its inherited listeners.
+
+        ``limits``: (fd, slot) of the ``geossh.runner.shared`` segment the new
+        generation counts its connections in (passed after the sockets).
+        """
         name = f"@geossh-handover-{os.getpid()}-{secrets.token_hex(8)}"
         handover = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         handover.bind("\0" + name[1:])
@@ -65,6 +73,11 @@ class Successor:
         env["LISTEN_FDNAMES"] = ":".join(names) if names else ":".join("ssh" for _ in sockets)
         argv = [sys.executable, *sys.orig_argv[1:]]
         fds = [sock.fileno() for sock in sockets]
+        if limits is not None:
+            env["GEOSSH_LIMITS_FD"] = str(FIRST_FD + len(fds))
+            env["GEOSSH_LIMITS_SLOT"] = str(limits[1])
+            env["GEOSSH_LIMITS_PREVIOUS"] = str(os.getpid())
+            fds.append(limits[0])
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()

@@ -7,8 +7,8 @@ Each connection gets a fresh ``ServerInterface`` from the factory, wrapped
 in a ``SessionDispatcher`` so blocking session handlers serve exec, shell
 and subsystem requests (``geossh.session``).
 
-Limits (docs/limits.md has the table): ``max_connections`` (a gevent Pool:
-when full, new connections wait in the listen backlog), ``max_startups``
+Limits (docs/limits.md has the table): ``max_connections`` (past it, a new
+connection gets one ``Too many connections`` line and is closed), ``max_startups``
 (OpenSSH's ``start:rate:full`` random early drop of unauthenticated
 connections), ``per_source_max_startups``, ``per_source_netblock`` and
 ``per_source_penalties`` (``geossh.runner.srclimit``: sshd's PerSourceMaxStartups,
@@ -32,7 +32,8 @@ ssh-audit fails); ``disabled_algorithms={}`` offers them again.
 ``stop(timeout)`` stops accepting, refuses new sessions, lets running
 sessions finish for up to ``timeout`` seconds, then disconnects the rest
 with DISCONNECT BY_APPLICATION. ``workers=N`` forks N processes that share
-the listening sockets (``geossh.runner.workers``).
+the listening sockets (``geossh.runner.workers``); the limits then hold for
+all of them together (``geossh.runner.shared``).
 
 Logs connection, authentication and session events under ``geossh.server``
 with ``[conn=N ip:port]``: one line when a connection opens and one when it
@@ -41,6 +42,7 @@ closes (user, auth method, failures, duration, bytes, outcome, reason).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import inspect
 import ipaddress
@@ -65,6 +67,7 @@ from geossh.logtext import PrefixedLog, printable
 from geossh.runner import generation, proxyproto, systemd
 from geossh.runner.hostkeys import default_state_dir, load_or_create
 from geossh.runner.listener import Listener
+from geossh.runner.shared import SharedLimits, SharedSources, capacity_for
 from geossh.runner.srclimit import PenaltyPolicy, SourceLimits, parse_netblock, parse_penalties
 from geossh.runner.systemd import Notifier
 from geossh.services.session import (
@@ -76,6 +79,11 @@ from geossh.services.session import (
 
 Address = tuple[str, int] | socket.socket
 log = logging.getLogger("geossh.server")
+#: Sent (before the version line, RFC 4253 §4.2) to a connection past ``max_connections``.
+FULL_LINE = b"Too many connections; try again later\r\n"
+#: Slots of the segment a single process shares with the generations a reload starts.
+GENERATIONS = 4
+_LIMITS_ENV = ("GEOSSH_LIMITS_FD", "GEOSSH_LIMITS_SLOT", "GEOSSH_LIMITS_PREVIOUS")
 
 
 #: What ``Server`` turns off on top of the Transport's defaults: the NIST
@@ -296,7 +304,7 @@ class Server:
             limits, auth_timeout=login_grace_time, max_channels=max_channels,
             max_auth_tries=max_auth_tries,
         )  # fmt: skip
-        self.sources = SourceLimits(
+        self.sources: SourceLimits | SharedSources = SourceLimits(
             per_source_max_startups,
             parse_netblock(per_source_netblock),
             parse_penalties(per_source_penalties),
@@ -311,6 +319,7 @@ class Server:
         self.reload_timeout = reload_timeout
         self.configure = configure
         self.backlog = backlog
+        self.reuse_port = True  # workers: a socket each (SO_REUSEPORT); False: one shared
         if observers is None:  # the audit log (geossh.audit) unless told otherwise
             from geossh.runner.audit import AuditLog
 
@@ -332,7 +341,11 @@ class Server:
         self.unauthenticated = 0
         self.dropped = 0
         self.refused = 0  # by PerSourceMaxStartups or a penalty
-        self._pool = gevent.pool.Pool(self.max_connections or None)
+        self.full = 0  # refused past max_connections
+        self.open = 0  # connections this process holds a max_connections slot for
+        self.shared: SharedLimits | None = None  # with workers: the server-wide counts
+        self.worker_index = 0
+        self._pool = gevent.pool.Pool(None)  # max_connections refuses; it never queues
         self._servers: list[Listener] = []
         self._stopped = Event()
         self._stopping = False
@@ -357,15 +370,78 @@ class Server:
 
     def _adopt_inherited(self) -> bool:
         """Serve on sockets passed by systemd or a reload (LISTEN_FDS); bind nothing."""
+        limits = {name: os.environ.pop(name, "") for name in _LIMITS_ENV}
         inherited = systemd.listen_sockets()
         if not inherited:
             return False
+        if limits["GEOSSH_LIMITS_FD"]:  # a reload: count with the generation before
+            self._adopt_limits(limits)
         self.sockets = [sock for sock, _ in inherited]
         self.socket_names = [name for _, name in inherited]
         self.addresses = [sock.getsockname()[:2] for sock in self.sockets]
         log.info("inherited %d listening socket(s): %s", len(self.sockets),
                  ", ".join(self.socket_names))  # fmt: skip
         return True
+
+    def _adopt_limits(self, limits: dict[str, str]) -> None:
+        """Join the previous generation's shared segment (its fd comes after the sockets)."""
+        fd = -1
+        try:
+            fd, slot = int(limits["GEOSSH_LIMITS_FD"]), int(limits["GEOSSH_LIMITS_SLOT"])
+            previous = int(limits["GEOSSH_LIMITS_PREVIOUS"] or 0)
+            os.set_inheritable(fd, False)
+            shared = SharedLimits.adopt(fd)
+            if not 0 <= slot < shared.workers:
+                raise ValueError(f"slot {slot} out of range")
+        except (ValueError, OSError) as exc:
+            log.warning("reload: not sharing limits with the previous generation: %s", exc)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            return
+        shared.clear_worker(slot)  # a generation GENERATIONS reloads ago may have died in it
+        self.share(shared, slot)
+        log.info("sharing connection limits with the previous generation (pid %d)", previous)
+        if previous > 0:
+            gevent.spawn(self._release_when_gone, previous, (slot - 1) % shared.workers)
+
+    def _release_when_gone(self, pid: int, slot: int) -> None:
+        """When the previous generation exits (even SIGKILLed), give its slot back."""
+        import gevent.select
+
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = None  # gone already
+        if pidfd is not None:
+            try:
+                gevent.select.select([pidfd], [], [])
+            finally:
+                os.close(pidfd)
+        if self.shared is not None:
+            held = self.shared.clear_worker(slot)
+            if any(held):
+                log.info("previous generation (pid %d) gone: released %d connection(s)",
+                         pid, held[0])  # fmt: skip
+
+    def share_for_reload(self) -> tuple[int, int]:
+        """(fd, slot) of the segment the next generation counts in; made now if needed.
+
+        A single process counts in its own memory until its first reload;
+        then its counts and penalties move into a ``geossh.runner.shared`` segment
+        that each later generation inherits, so old and new generations
+        share one budget.
+        """
+        if self.shared is None:
+            shared = SharedLimits.create(GENERATIONS, capacity_for(self.sources))
+            local = self.sources
+            with shared.locked():
+                shared.add(0, self.open, self.unauthenticated)
+                self.share(shared, 0)
+                if isinstance(local, SourceLimits) and isinstance(self.sources, SharedSources):
+                    self.sources.load(local, self.clock())
+        assert self.shared is not None
+        return self.shared.fd, (self.worker_index + 1) % self.shared.workers
 
     @property
     def port(self) -> int:
@@ -454,7 +530,7 @@ class Server:
         if self.max_startups is None:
             return False
         start, rate, full = self.max_startups
-        count = self.unauthenticated
+        count = self._totals()[1]
         if count >= full:
             return True
         if count < start:
@@ -462,10 +538,60 @@ class Server:
         chance = rate + (100 - rate) * (count - start) / max(1, full - start)
         return self.random() * 100 < chance
 
+    def share(self, shared: SharedLimits, worker: int) -> None:
+        """Count this worker's connections in ``shared`` (called by ``runner.workers``)."""
+        self.shared, self.worker_index = shared, worker
+        local = self.sources
+        self.sources = SharedSources(
+            shared, worker, local.per_source_max_startups, local.netblock, local.penalties
+        )
+
+    def _admission(self) -> Any:
+        """The server-wide lock with workers (check and count at once), else nothing."""
+        return self.shared.locked() if self.shared is not None else contextlib.nullcontext()
+
+    def _totals(self) -> tuple[int, int]:
+        """Open and unauthenticated connections of the whole server."""
+        if self.shared is not None:
+            return self.shared.totals()
+        return self.open, self.unauthenticated
+
+    def _count(self, opened: int = 0, unauthenticated: int = 0) -> None:
+        self.open += opened
+        self.unauthenticated += unauthenticated
+        if self.shared is not None:
+            with self.shared.locked():
+                self.shared.add(self.worker_index, opened, unauthenticated)
+
     def _handle(self, sock: Any, address: tuple[Any, ...]) -> None:
         if self._stopping:
             sock.close()
             return
+        with self._admission():
+            opened = self._totals()[0]
+            admitted = self.max_connections is None or opened < self.max_connections
+            if admitted:
+                self._count(opened=1)
+        if not admitted:
+            self._refuse_full(sock, address, opened)
+            return
+        try:
+            self._handle_admitted(sock, address)
+        finally:
+            self._count(opened=-1)
+
+    def _refuse_full(self, sock: Any, address: tuple[Any, ...], opened: int) -> None:
+        """Past ``max_connections``: say so in one line and close (never queue)."""
+        self.full += 1
+        self.observer.refused(address, "max_connections")
+        log.warning("drop connection from %s: past max_connections (%d open)",
+                    _show(address), opened)  # fmt: skip
+        with contextlib.suppress(OSError):
+            sock.setblocking(False)
+            sock.send(FULL_LINE)
+        sock.close()
+
+    def _handle_admitted(self, sock: Any, address: tuple[Any, ...]) -> None:
         conn = _Connection(address)
         conn.proxied = self.proxy_protocol and _within(address, self.proxy_from)
         if not conn.proxied and not self._start(conn):  # a relayed one: once its header is read
@@ -480,7 +606,7 @@ class Server:
             conn.log.error("connection failed", exc_info=True)
         finally:
             if conn.counted and not conn.authenticated:
-                self.unauthenticated -= 1
+                self._count(unauthenticated=-1)
             self._settle(conn)
             self.connections.discard(conn)
             if conn.dispatcher is not None:
@@ -520,19 +646,23 @@ class Server:
     # -- per-source limits ------------------------------------------------------------
     def _start(self, conn: _Connection) -> bool:
         """MaxStartups, then the per-source limits; if admitted, counted as unauthenticated."""
+        with self._admission():  # with workers: no other worker admits in between
+            return self._start_locked(conn)
+
+    def _start_locked(self, conn: _Connection) -> bool:
         if self._past_max_startups():
             self.dropped += 1
             self.observer.refused(conn.peer, "max_startups")
             log.warning(
                 "drop connection from %s: past MaxStartups (%d unauthenticated)",
                 _show(conn.peer),
-                self.unauthenticated,
+                self._totals()[1],
             )
             return False
         if not self._admit(conn):
             return False
         conn.counted = True
-        self.unauthenticated += 1
+        self._count(unauthenticated=1)
         return True
 
     def _admit(self, conn: _Connection) -> bool:
@@ -546,8 +676,8 @@ class Server:
             level = logging.DEBUG if penalty else logging.WARNING
             log.log(level, "drop connection from %s: %s", _show(conn.peer), refusal)
             return False
-        self.sources.started(host)
-        conn.source = host
+        if self.sources.started(host, self.clock()):  # (False: a full shared table)
+            conn.source = host
         return True
 
     def _uncount(self, conn: _Connection) -> None:
@@ -568,7 +698,7 @@ class Server:
             return
         host = str(conn.peer[0])
         if self.sources.penalise(host, outcome, self.clock()):
-            seconds = self.sources.penalised(self.clock()).get(self.sources.block(host), 0.0)
+            seconds = self.sources.seconds_left(host, self.clock())
             conn.log.info(
                 "penalty: %s refused for %.0f s (%s; PerSourcePenalties)",
                 self.sources.block(host), seconds, outcome,
@@ -592,7 +722,7 @@ class Server:
             if not conn.authenticated:
                 conn.authenticated = True
                 if conn.counted:
-                    self.unauthenticated -= 1
+                    self._count(unauthenticated=-1)
                 self._uncount(conn)
                 conn.log.info("authenticated as %r", t.get_username())
 
@@ -606,12 +736,20 @@ class Server:
         return transport
 
     def statistics(self) -> dict[str, int]:
-        """Counters: open and unauthenticated connections, refusals, penalised sources."""
+        """Counters: open and unauthenticated connections, refusals, penalised sources.
+
+        With workers, ``server_open`` and ``server_unauthenticated`` are the
+        totals of all workers; the rest are this process's.
+        """
+        server_open, server_unauthenticated = self._totals()
         return {
             "connections": len(self.connections),
             "unauthenticated": self.unauthenticated,
+            "server_open": server_open,
+            "server_unauthenticated": server_unauthenticated,
             "dropped": self.dropped,
             "refused": self.refused,
+            "full": self.full,
             "penalised": len(self.sources.penalised(self.clock())),
         }
 

@@ -186,10 +186,11 @@ class SourceLimits:
             return f"past PerSourceMaxStartups ({limit} unauthenticated)"
         return None
 
-    def started(self, host: str) -> None:
-        """Count an admitted, unauthenticated connection from ``host``."""
+    def started(self, host: str, now: float = 0.0) -> bool:
+        """Count an admitted, unauthenticated connection from ``host`` (``now``: unused)."""
         block = self.block(host)
         self.unauthenticated[block] = self.unauthenticated.get(block, 0) + 1
+        return True
 
     def finished(self, host: str) -> None:
         """A connection counted by ``started`` authenticated or ended."""
@@ -221,6 +222,10 @@ class SourceLimits:
         was_active = penalty.active
         penalty.active = penalty.active or penalty.expiry - now >= policy.min
         return penalty.active and not was_active
+
+    def seconds_left(self, host: str, now: float) -> float:
+        """Seconds ``host``'s block stays refused (0 if it is not)."""
+        return max(0.0, self.penalised(now).get(self.block(host), 0.0))
 
     def penalised(self, now: float) -> dict[str, float]:
         """Enforced penalties: block → seconds left."""
