@@ -204,7 +204,9 @@ class AuthBridge:
             self.log.info("Certificate rejected for %r: %s", username, printable(reason))
             return AUTH_FAILED
         self.log.debug(
-            "Certificate not from a trusted CA (%s): check_auth_publickey", printable(reason)
+            "Certificate's CA not trusted by check_auth_cert_authority (%s); "
+            "passing it to check_auth_publickey (authorized_keys cert-authority lines)",
+            printable(reason),
         )
         return None
 
