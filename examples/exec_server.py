@@ -40,6 +40,7 @@ import gevent.server
 import gevent.subprocess
 
 import geossh as paramiko
+from geossh.oscommand import default_signals
 from geossh.pty import apply_modes, decode_modes, set_winsize
 
 CHUNK = 64 * 1024
@@ -151,7 +152,7 @@ def _with_pipes(session: Session, argv: list[str], env: dict[str, str]) -> list[
     try:
         session.proc = gevent.subprocess.Popen(argv, stdin=stdin_r, stdout=stdout_w,
                                                stderr=stderr_w, env=env,
-                                               start_new_session=True)  # fmt: skip
+                                               preexec_fn=_new_session)  # fmt: skip
     finally:
         for fd in (stdin_r, stdout_w, stderr_w):
             os.close(fd)
@@ -179,12 +180,23 @@ def _with_pty(session: Session, argv: list[str], env: dict[str, str]) -> list[An
     return [(master, "stdout"), (master, "stdin")]
 
 
+def _new_session() -> None:
+    """In the child: a new session, signals a client may send at their defaults.
+
+    Ignored signals survive exec: a server started by ``cmd &`` in a script
+    has SIGINT and SIGQUIT ignored, and its commands would ignore ``signal``
+    requests too.
+    """
+    os.setsid()
+    default_signals()
+
+
 def _controlling_tty() -> None:
     """In the child: a new session whose controlling terminal is the pty (job control)."""
     import fcntl
     import termios
 
-    os.setsid()
+    _new_session()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 

@@ -58,9 +58,28 @@ def set_window_size(fd: int, info: PtyInfo) -> None:
         set_winsize(fd, info.width, info.height, info.pixel_width, info.pixel_height)
 
 
+#: Signals a client may send (RFC 4254 §6.9) that the server's own parent may
+#: have left ignored (``cmd &`` in a script ignores INT and QUIT; ``nohup``
+#: HUP): ignored dispositions survive exec, so the command gets the defaults.
+_CLIENT_SIGNAL_NAMES = "ABRT ALRM FPE HUP ILL INT PIPE QUIT SEGV TERM USR1 USR2"
+CLIENT_SIGNALS = tuple(getattr(signal, f"SIG{name}") for name in _CLIENT_SIGNAL_NAMES.split())
+
+
+def default_signals() -> None:
+    """In the child between fork and exec: every client-sendable signal at its default."""
+    for number in CLIENT_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+
+
+def _new_session() -> None:
+    """In the child between fork and exec: a new session with default signals."""
+    os.setsid()
+    default_signals()
+
+
 def _controlling_tty() -> None:
     """In the child between fork and exec: a new session whose terminal is stdin."""
-    os.setsid()
+    _new_session()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
@@ -197,7 +216,7 @@ class OSCommand:
             argv, executable = self.argv(session)
             proc = _popen(
                 argv, executable=executable, stdin=stdin_r, stdout=out_w, stderr=err_w,
-                cwd=self.cwd, env=self.environment(session), start_new_session=True,
+                cwd=self.cwd, env=self.environment(session), preexec_fn=_new_session,
             )  # fmt: skip
         except BaseException:
             for fd in (stdin_w, out_r, err_r):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,13 +29,24 @@ pytestmark = pytest.mark.interop
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _as_background_job() -> None:
+    """SIGINT and SIGQUIT ignored, as for ``server &`` in a script (exec keeps them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+
 @contextmanager
 def _example(name: str, *args: str) -> Iterator[int]:
-    """Run ``examples/<name>`` on a free port; yield the port."""
+    """Run ``examples/<name>`` on a free port, started as a background job; yield the port.
+
+    Its commands must still get the default signals: a ``signal`` request for
+    INT reaches a command that would otherwise inherit SIG_IGN.
+    """
     env = dict(os.environ, PYTHONPATH=str(REPO), SHELL="/bin/sh")
     proc = gevent.subprocess.Popen(
         [sys.executable, str(REPO / "examples" / name), "--port", "0", *args],
         stdout=gevent.subprocess.PIPE, stderr=gevent.subprocess.STDOUT, env=env,
+        preexec_fn=_as_background_job,
     )  # fmt: skip
     try:
         seen = b""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import signal
 import subprocess
 import sys
 import textwrap
@@ -201,6 +202,34 @@ def test_oscommand_signal_and_exit_signal(start: Any) -> None:
 
     _, exit_signal = in_thread(asyncio.run, client())
     assert exit_signal is not None and exit_signal[0] == "TERM"
+
+
+@pytest.mark.parametrize("name", ["INT", "QUIT", "HUP"])
+def test_oscommand_signal_reaches_a_command_of_a_server_that_ignores_it(
+    start: Any, name: str
+) -> None:
+    """A server started by ``cmd &`` (INT, QUIT ignored) or ``nohup`` (HUP): its
+    commands still get the defaults, so a client's ``signal`` request works."""
+    import asyncssh
+
+    number = getattr(signal, f"SIG{name}")
+    previous = signal.signal(number, signal.SIG_IGN)
+    try:
+        server = start(handler=OSCommand(shell="/bin/sh"))
+
+        async def client() -> Any:
+            async with asyncssh.connect(
+                "127.0.0.1", server.port, username=USER, password=PASSWORD, known_hosts=None
+            ) as conn:
+                proc = await conn.create_process("echo started; exec sleep 60")
+                assert await proc.stdout.readline() == "started\n"
+                proc.send_signal(name)
+                return (await proc.wait()).exit_signal
+
+        exit_signal = in_thread(asyncio.run, client())
+    finally:
+        signal.signal(number, previous)
+    assert exit_signal is not None and exit_signal[0] == name
 
 
 def test_oscommand_hangs_up_when_the_client_vanishes(start: Any, keydir: Path) -> None:
