@@ -22,9 +22,10 @@ import gevent
 from gevent.event import Event
 
 from geossh._facade.file import BufferedFile
+from geossh._facade.port import ChannelPort
 from geossh._facade.util import ClosingContextManager
 from geossh._green.pipe import ByteBuffer
-from geossh.errors import LocalProtocolError, SSHException
+from geossh.errors import LocalProtocolError
 from geossh.proto import wire
 from geossh.proto.channels import SEND_LIMIT
 
@@ -77,10 +78,12 @@ class Channel(ClosingContextManager):
     _exit_sent: int | str | None = None
     _observed = False
 
-    def __init__(self, chanid: int) -> None:
+    def __init__(self, chanid: int, port: ChannelPort | None = None) -> None:
         self.chanid = chanid
         self.remote_chanid = 0
         self.transport: Transport | None = None
+        # Everything asked of the connection goes through the port (None: not attached).
+        self._port = port
         self.active: int | bool = False
         self.closed = False
         self.eof_received: int | bool = 0
@@ -114,8 +117,8 @@ class Channel(ClosingContextManager):
         if self.eof_sent:
             extra += " (EOF sent)"
         window = ""
-        if self.transport is not None and self.transport._conn is not None and not self.closed:
-            window = f" window={self.transport._conn.channels.send_window(self.chanid)}"
+        if self._port is not None and not self.closed:
+            window = f" window={self._port.send_window(self.chanid)}"
         return (
             f"<geossh.Channel {self.chanid} ({state}){extra}{window} "
             f"in-buffer={len(self.in_buffer)} -> {self.transport!r}>"
@@ -182,8 +185,8 @@ class Channel(ClosingContextManager):
         return self.get_transport().getpeername()
 
     def _log(self, level: int, msg: str, *args: Any) -> None:
-        if self.transport is not None:
-            self.transport.logger.log(level, "[chan %s] " + msg, self.get_name(), *args)
+        if self._port is not None:
+            self._port.logger.log(level, "[chan %s] " + msg, self.get_name(), *args)
 
     # -- timeouts -------------------------------------------------------------------
     def settimeout(self, timeout: float | None) -> None:
@@ -209,15 +212,8 @@ class Channel(ClosingContextManager):
 
     def _recv_from(self, buffer: ByteBuffer, nbytes: int) -> bytes:
         data = buffer.read(nbytes, self.timeout)
-        transport = self.transport
-        # Flush only when the read made the core grant more window.
-        if (
-            data
-            and transport is not None
-            and transport._conn is not None
-            and transport._conn.channels.consume(self.chanid, len(data))
-        ):
-            transport._flush()
+        if data and self._port is not None:
+            self._port.consume(self.chanid, len(data))
         return data
 
     def recv_ready(self) -> bool:
@@ -266,21 +262,22 @@ class Channel(ClosingContextManager):
             raise OSError("Socket is closed")
         if self.eof_sent or not data:
             return 0
-        transport = self.get_transport()
+        port = self._port
+        if port is None:
+            raise OSError("Socket is closed")
         self._wait_gate()
-        self._wait_clear_to_send(transport)
-        self._wait_for_window(transport)
+        port.wait_clear_to_send(self._send_gave_up, self.timeout != 0.0)
+        self._wait_for_window(port)
         if self.closed or self.eof_sent:
             return 0
-        channels = transport._conn.channels
         if isinstance(s, str):
-            limit = min(len(data), channels.send_window(self.chanid), SEND_LIMIT)
+            limit = min(len(data), port.send_window(self.chanid), SEND_LIMIT)
             data = data[: _utf8_boundary(data, limit)]
         try:
-            sent = channels.send_data(self.chanid, memoryview(data), stream)
+            sent = port.send_data(self.chanid, memoryview(data), stream)
         except LocalProtocolError:
             return 0
-        _flush_soon(transport)
+        port.flush_soon()
         self._bytes_out += sent
         if isinstance(s, str):
             return len(bytes(data[:sent]).decode("utf-8", "ignore"))
@@ -294,26 +291,14 @@ class Channel(ClosingContextManager):
         if self.timeout == 0.0 or not gate.wait(self.timeout):
             raise TimeoutError()
 
-    def _wait_clear_to_send(self, transport: Transport) -> None:
-        """Wait while a key exchange holds user data back (not in the connection greenlet)."""
-        pump = transport._pump
-        core = transport._conn.transport
-        if pump is None or not core.sending_blocked or gevent.getcurrent() is transport._greenlet:
-            return
-        if self.timeout == 0.0:
-            raise TimeoutError()
-        with gevent.Timeout(transport.clear_to_send_timeout, False):
-            while core.sending_blocked and not pump.ended and not self.closed:
-                pump.wait_progress()
-        if core.sending_blocked and not pump.ended and not self.closed:
-            raise SSHException("Key-exchange timed out waiting for key negotiation")
+    def _send_gave_up(self) -> bool:
+        return self.closed
 
-    def _wait_for_window(self, transport: Transport) -> None:
-        channels = transport._conn.channels
-        while not self.closed and not self.eof_sent and channels.send_window(self.chanid) <= 0:
+    def _wait_for_window(self, port: ChannelPort) -> None:
+        while not self.closed and not self.eof_sent and port.send_window(self.chanid) <= 0:
             if self.timeout == 0.0:
                 raise TimeoutError()
-            if gevent.getcurrent() is transport._greenlet:
+            if port.in_connection_greenlet():
                 # Only this greenlet reads the window adjust we would wait for.
                 self._log(logging.WARNING, "send from a callback needs more window than granted")
                 raise TimeoutError("no window: send from a callback would deadlock")
@@ -327,9 +312,9 @@ class Channel(ClosingContextManager):
 
     def send_ready(self) -> bool:
         """True if a send would not block."""
-        if self.closed or self.eof_sent or self.transport is None:
+        if self.closed or self.eof_sent or self._port is None:
             return True
-        return self.transport._conn.channels.send_window(self.chanid) > 0
+        return self._port.send_window(self.chanid) > 0
 
     def send_exit_status(self, status: int) -> None:
         """Send the ``exit-status`` request (RFC 4254 §6.10); call before ``close``."""
@@ -375,19 +360,19 @@ class Channel(ClosingContextManager):
         return waiter[1]  # type: ignore[no-any-return]
 
     def _send_request(self, kind: str, data: bytes, waiter: list[Any] | None = None) -> bool:
-        transport = self.transport
-        if transport is None or self.closed:
+        port = self._port
+        if port is None or self.closed:
             return False
         self._wait_gate()
         try:
-            transport._conn.channels.send_request(self.chanid, kind, waiter is not None, data)
+            port.send_request(self.chanid, kind, waiter is not None, data)
         except LocalProtocolError:
             return False
         if waiter is not None:
             if self._replies is None:
                 self._replies = []
             self._replies.append(waiter)
-        _flush_soon(transport)
+        port.flush_soon()
         return True
 
     # -- EOF and close ------------------------------------------------------------
@@ -398,9 +383,9 @@ class Channel(ClosingContextManager):
         if how in (1, 2) and not self.eof_sent:
             self._wait_gate()
             self.eof_sent = True
-            if self.transport is not None and self.transport._conn is not None:
-                self.transport._conn.channels.send_eof(self.chanid)
-                _flush_soon(self.transport)
+            if self._port is not None:
+                self._port.send_eof(self.chanid)
+                self._port.flush_soon()
 
     def shutdown_read(self) -> None:
         """Stop reading (``shutdown(0)``)."""
@@ -421,13 +406,13 @@ class Channel(ClosingContextManager):
             self._pipe = None
         if self.closed:
             return
-        transport = self.transport
-        if transport is not None and self.active and transport._conn is not None:
+        port = self._port
+        if port is not None and self.active:
             gate = self._gate
             if gate is not None and gevent.getcurrent() is not self._gate_owner:
                 gate.wait()
-            transport._conn.channels.close(self.chanid)
-            _flush_soon(transport)
+            port.close(self.chanid)
+            port.flush_soon()
         self._mark_closed()
 
     def exit_status_ready(self) -> bool:
@@ -510,8 +495,8 @@ class Channel(ClosingContextManager):
             self.in_stderr_buffer.feed_many(parts)
         else:
             self._log(logging.DEBUG, "dropping extended data of type %d", stream)
-            if self.transport is not None:
-                self.transport._consumed(self.chanid, sum(len(data) for data in parts))
+            if self._port is not None:
+                self._port.consume(self.chanid, sum(len(data) for data in parts))
 
     def _feed_eof(self) -> None:
         self.eof_received = True
@@ -550,23 +535,9 @@ class Channel(ClosingContextManager):
             self._replies.pop(0)[0].set()
         self._replies = None
         self._update_pipe()
-        if self._observed:  # reported once, however many ways the channel closes
+        if self._observed and self._port is not None:  # reported once, however it closes
             self._observed = False
-            transport = self.transport
-            observer = getattr(transport, "observer", None)
-            if observer is not None:
-                observer.channel_closed(transport, self)
-
-
-def _flush_soon(transport: Transport) -> None:
-    """Write queued output once this greenlet yields (see ``SocketPump.flush_soon``).
-
-    Data, exit-status, EOF and CLOSE issued back to back then leave in one
-    system call; large output is still written at once.
-    """
-    pump = transport._pump
-    if pump is not None:
-        pump.flush_soon()
+            self._port.channel_closed(self)
 
 
 def _utf8_boundary(data: bytes | bytearray | memoryview, limit: int) -> int:

@@ -62,6 +62,7 @@ class EventDispatch:
     _auth: Any
     _auth_bridge: Callable[[], Any]
     _channels: dict[int, Channel]
+    _channel_port: Any
     _accept_event: Event | None
     _kex_event: Event | None
     _handler_greenlets: Any
@@ -164,7 +165,7 @@ class EventDispatch:
             self.logger.debug("Rejected %s channel %d (%s)", printable(event.kind), chanid, result)
             self._conn.channels.reject_channel(chanid, int(result) or 1, "")
             return
-        chan = Channel(chanid)
+        chan = Channel(chanid, self._channel_port)
         chan.transport = self  # type: ignore[assignment]  # self is the Transport
         chan.kind = event.kind
         chan.active = 1

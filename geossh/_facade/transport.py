@@ -38,6 +38,7 @@ from geossh._facade.dispatch import EventDispatch, ReplyWaiter
 from geossh._facade.limits import ConnectionLimits
 from geossh._facade.message import Message
 from geossh._facade.pkey import PKey
+from geossh._facade.port import ConnectionPort
 from geossh._facade.server import ServerInterface
 from geossh._facade.settings import TransportSettings
 from geossh._facade.util import ClosingContextManager
@@ -85,6 +86,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         "_accept_event",
         "_alive_missed",
         "_auth",
+        "_channel_port",
         "_channels",
         "_close_callbacks",
         "_conn",
@@ -224,6 +226,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self._greenlet: gevent.Greenlet[..., Any] | None = None
         self._conn: Connection = None  # type: ignore[assignment]
         self._pump: SocketPump | None = None
+        self._channel_port: ConnectionPort | None = None  # what every Channel talks to
         self._linger = False  # drain input before closing (after our DISCONNECT)
         self._no_more_sessions = False
         # A list once one is added; None once the connection ended.
@@ -330,6 +333,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self._conn = Connection(self._server_config(), now)
         self._started_at = self._last_input = now
         self._pump = SocketPump(self.sock, self._conn, self)
+        self._channel_port = ConnectionPort(self, self._conn, self._pump)
         self._greenlet = gevent.spawn(self._run)
         if event is not None:
             return
@@ -516,10 +520,6 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         if self._pump is not None:
             self._pump.flush()
 
-    def _consumed(self, chanid: int, length: int) -> None:
-        self._conn.channels.consume(chanid, length)
-        self._flush()
-
     # -- application calls ------------------------------------------------------------
     def accept(self, timeout: float | None = None) -> Channel | None:
         """The oldest channel the client opened; waits once, None on timeout or close."""
@@ -559,7 +559,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         window = max(32768, min(window_size or self.default_window_size, 0xFFFFFFFF))
         packet = max(4096, min(max_packet_size or self.default_max_packet_size, 0xFFFFFFFF))
         chanid = self._conn.channels.open_channel(kind, data, window, packet)
-        chan = Channel(chanid)
+        chan = Channel(chanid, self._channel_port)
         chan.transport = self
         chan.kind = kind
         self._channels[chanid] = chan

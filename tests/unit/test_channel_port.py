@@ -1,0 +1,180 @@
+"""``Channel`` against a fake ``ChannelPort``: no Transport, no socket, no core."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import pytest
+
+from geossh._facade.channel import Channel
+from geossh._facade.port import ChannelPort
+from geossh.errors import LocalProtocolError
+
+
+class FakePort:
+    """Records what a channel asks; the send window is set by the test."""
+
+    def __init__(self, window: int = 1 << 20) -> None:
+        self.window = window
+        self.calls: list[tuple[Any, ...]] = []
+        self.closed_channels: list[Channel] = []
+        self.connection_greenlet = False
+        self.kex_running = False
+
+    @property
+    def logger(self) -> logging.Logger:
+        return logging.getLogger("test.channel_port")
+
+    def send_window(self, chanid: int) -> int:
+        return self.window
+
+    def send_data(self, chanid: int, data: memoryview, stream: int) -> int:
+        if ("close", chanid) in self.calls:
+            raise LocalProtocolError("channel closed")
+        sent = min(len(data), self.window)
+        self.window -= sent
+        self.calls.append(("data", chanid, bytes(data[:sent]), stream))
+        return sent
+
+    def consume(self, chanid: int, length: int) -> None:
+        self.calls.append(("consume", chanid, length))
+
+    def send_request(self, chanid: int, kind: str, want_reply: bool, data: bytes) -> None:
+        self.calls.append(("request", chanid, kind, want_reply, data))
+
+    def send_eof(self, chanid: int) -> None:
+        self.calls.append(("eof", chanid))
+
+    def close(self, chanid: int) -> None:
+        self.calls.append(("close", chanid))
+
+    def flush_soon(self) -> None:
+        self.calls.append(("flush",))
+
+    def in_connection_greenlet(self) -> bool:
+        return self.connection_greenlet
+
+    def wait_clear_to_send(self, gave_up: Callable[[], bool], block: bool) -> None:
+        if self.kex_running and not block:
+            raise TimeoutError()
+
+    def channel_closed(self, channel: Any) -> None:
+        self.closed_channels.append(channel)
+
+    def sent(self) -> list[tuple[Any, ...]]:
+        return [call for call in self.calls if call[0] != "flush"]
+
+
+def _channel(port: FakePort) -> Channel:
+    typed: ChannelPort = port  # the fake satisfies the protocol (checked by mypy)
+    chan = Channel(7, typed)
+    chan.active = 1
+    return chan
+
+
+def test_send_queues_data_and_flushes() -> None:
+    port = FakePort()
+    chan = _channel(port)
+    assert chan.send(b"hello") == 5
+    chan.sendall_stderr(b"oops")
+    assert port.sent() == [("data", 7, b"hello", 0), ("data", 7, b"oops", 1)]
+    assert ("flush",) in port.calls
+
+
+def test_a_str_send_stops_at_a_character_boundary_inside_the_window() -> None:
+    port = FakePort(window=2)
+    chan = _channel(port)
+    assert chan.send("aé") == 1  # 'é' is two bytes: only 'a' fits
+    assert port.sent() == [("data", 7, b"a", 0)]
+
+
+def test_send_waits_for_window_and_a_nonblocking_one_times_out() -> None:
+    port = FakePort(window=0)
+    chan = _channel(port)
+    chan.settimeout(0.0)
+    with pytest.raises(TimeoutError):
+        chan.send(b"x")
+    chan.settimeout(None)
+    sender = gevent.spawn(chan.send, b"data")
+    gevent.sleep(0)
+    assert not sender.dead  # parked on the window
+    port.window = 10
+    chan._window_opened()
+    assert sender.get(timeout=5) == 4
+
+
+def test_the_connection_greenlet_never_waits_for_window() -> None:
+    port = FakePort(window=0)
+    port.connection_greenlet = True
+    with pytest.raises(TimeoutError, match="deadlock"):
+        _channel(port).send(b"x")
+
+
+def test_a_nonblocking_send_during_key_exchange_times_out() -> None:
+    port = FakePort()
+    port.kex_running = True
+    chan = _channel(port)
+    chan.settimeout(0.0)
+    with pytest.raises(TimeoutError):
+        chan.send(b"x")
+    assert port.sent() == []
+
+
+def test_reads_grant_window_through_the_port() -> None:
+    port = FakePort()
+    chan = _channel(port)
+    chan._feed(b"abcdef", 0)
+    assert chan.recv(4) == b"abcd"
+    assert chan.recv(4) == b"ef"
+    assert port.sent() == [("consume", 7, 4), ("consume", 7, 2)]
+
+
+def test_dropped_extended_data_is_consumed() -> None:
+    port = FakePort()
+    _channel(port)._feed_parts((b"xyz",), 2)
+    assert port.sent() == [("consume", 7, 3)]
+
+
+def test_eof_close_and_sends_after_them() -> None:
+    port = FakePort()
+    chan = _channel(port)
+    chan.shutdown_write()
+    chan.shutdown_write()
+    assert chan.send(b"late") == 0
+    chan.close()
+    chan.close()
+    assert port.sent() == [("eof", 7), ("close", 7)]
+    with pytest.raises(OSError):
+        chan.send(b"x")
+
+
+def test_requests_and_their_replies() -> None:
+    port = FakePort()
+    chan = _channel(port)
+    asker = gevent.spawn(chan.send_request, "keepalive@openssh.com", b"", True)
+    gevent.sleep(0)
+    assert port.sent() == [("request", 7, "keepalive@openssh.com", True, b"")]
+    chan._reply_received(True)
+    assert asker.get(timeout=5) is True
+    chan.send_exit_status(3)
+    assert port.sent()[-1] == ("request", 7, "exit-status", False, b"\x00\x00\x00\x03")
+
+
+def test_a_close_is_reported_once_to_the_observer() -> None:
+    port = FakePort()
+    chan = _channel(port)
+    chan._observed = True
+    chan.close()
+    chan._mark_closed()
+    assert port.closed_channels == [chan]
+
+
+def test_a_detached_channel_refuses_to_send() -> None:
+    chan = Channel(1)
+    with pytest.raises(OSError):
+        chan.send(b"x")
+    assert chan.send_ready()
+    assert chan.send_request("x") is None
