@@ -4,13 +4,11 @@
 
 * the limit attributes (OpenSSH-like defaults; docs/limits.md is the table)
   and how they reach the protocol core's ``ServerConfig``;
-* timers run by the connection greenlet: paramiko's fire-and-forget
-  ``set_keepalive``; ``client_alive_interval``/``client_alive_count_max``
-  (sshd's ClientAliveInterval/CountMax: after that many seconds without
-  input, send ``keepalive@openssh.com`` wanting a reply; any input resets
-  the count; after ``count_max`` unanswered the connection ends); and
-  ``unused_connection_timeout`` (sshd's UnusedConnectionTimeout: an
-  authenticated connection without an open channel for that long ends);
+* the liveness settings, which the core enforces (``geossh/proto/liveness.py``):
+  paramiko's fire-and-forget ``set_keepalive``;
+  ``client_alive_interval``/``client_alive_count_max`` (sshd's
+  ClientAliveInterval/CountMax) and ``unused_connection_timeout`` (sshd's
+  UnusedConnectionTimeout), read at ``start_server``;
 * the cap on channels opened by the client but not yet taken by
   ``accept()`` (``max_pending_channels``): more get OPEN_FAILURE
   RESOURCE_SHORTAGE and the connection goes on;
@@ -27,20 +25,20 @@ import time
 from typing import Any
 
 from geossh._facade.common import OPEN_FAILED_RESOURCE_SHORTAGE
-from geossh._facade.dispatch import EventDispatch, ReplyWaiter
+from geossh._facade.dispatch import EventDispatch
 from geossh.proto import events as ev
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import (
     MAX_PACKET_SIZE,
     MAX_PRE_VERSION_LINES,
     MAX_VERSION_LINE,
-    DisconnectReason,
 )
 
 #: RFC 4253 §6.1: every implementation must accept packets of 35000 bytes.
 MIN_PACKET_LIMIT = 35000
 #: Largest ``max_packet_size`` geossh accepts as a setting.
 MAX_PACKET_LIMIT = 1 << 20
+_CORE_DEFAULTS = ServerConfig()
 
 
 class ConnectionLimits:
@@ -52,9 +50,10 @@ class ConnectionLimits:
     max_pre_version_lines: int = MAX_PRE_VERSION_LINES
     max_pending_channels: int = 64  # = max_channels: lower it for apps that accept()
     max_pending_global_requests: int = 64
-    client_alive_interval: float = 0.0  # 0: off (sshd's default)
-    client_alive_count_max: int = 3
-    unused_connection_timeout: float = 0.0  # 0: off (sshd's default)
+    # Liveness, read at start_server (defaults: the core's, 0 is off as in sshd).
+    client_alive_interval: float = _CORE_DEFAULTS.client_alive_interval
+    client_alive_count_max: int = _CORE_DEFAULTS.client_alive_count_max
+    unused_connection_timeout: float = _CORE_DEFAULTS.unused_connection_timeout
     log_summary: bool = True  # geossh.Server logs its own line instead
 
     # Set by geossh.Transport.
@@ -71,13 +70,8 @@ class ConnectionLimits:
     auth_timeout: float
 
     def _init_limits(self) -> None:
-        self._keepalive = 0.0
-        self._last_keepalive = time.monotonic()
+        self._keepalive = 0.0  # set_keepalive before start_server: applied then
         self._started_at = time.monotonic()
-        self._last_input = self._started_at
-        self._seen_in = 0
-        self._alive_missed = 0
-        self._unused_since: float | None = None
         self.auth_method: str | None = None
         self.close_reason = ""
         self.crashed = False
@@ -94,7 +88,12 @@ class ConnectionLimits:
     def _config_key(self) -> tuple[object, ...]:
         key: tuple[object, ...] = super()._config_key()  # type: ignore[misc]
         limits = (self.max_packet_size, self.max_version_line, self.max_pre_version_lines)
-        return (*key, *limits, self.max_pending_global_requests)
+        liveness = (
+            self.client_alive_interval,
+            self.client_alive_count_max,
+            self.unused_connection_timeout,
+        )
+        return (*key, *limits, self.max_pending_global_requests, *liveness)
 
     def _build_server_config(self) -> ServerConfig:
         config: ServerConfig = super()._build_server_config()  # type: ignore[misc]
@@ -104,76 +103,20 @@ class ConnectionLimits:
             max_version_line=max(64, self.max_version_line),
             max_pre_version_lines=max(0, self.max_pre_version_lines),
             max_pending_global_requests=max(1, self.max_pending_global_requests),
+            client_alive_interval=max(0.0, float(self.client_alive_interval)),
+            client_alive_count_max=max(0, int(self.client_alive_count_max)),
+            unused_connection_timeout=max(0.0, float(self.unused_connection_timeout)),
         )
 
-    # -- keepalive and idle timers (connection greenlet) ------------------------------
+    # -- liveness (the checks run in the core: geossh/proto/liveness.py) -------------
     def set_keepalive(self, interval: float) -> None:
         """Send a keepalive global request every ``interval`` s (0: off; paramiko API).
 
         No reply is asked for; for a dead-peer check use ``client_alive_interval``.
         """
         self._keepalive = float(interval)
-        self._last_keepalive = time.monotonic()
-
-    def _timer_deadline(self) -> float | None:
-        """The earliest liveness deadline (called before every socket read; cheap when off)."""
-        times = []
-        if self._keepalive:
-            times.append(self._last_keepalive + self._keepalive)
-        if self.authenticated and (
-            self.client_alive_interval > 0 or self.unused_connection_timeout > 0
-        ):
-            self._track_activity(times)
-        return min(times) if times else None
-
-    def _track_activity(self, times: list[float]) -> None:
-        """Note input and channel use; add the client-alive and unused deadlines."""
-        now = time.monotonic()
-        pump = self._pump
-        if pump is not None and pump.bytes_in != self._seen_in:
-            self._seen_in = pump.bytes_in
-            self._last_input = now
-            self._alive_missed = 0
-        if self.client_alive_interval > 0:
-            times.append(self._last_input + self.client_alive_interval)
-        if self.unused_connection_timeout > 0:
-            if self._channels:
-                self._unused_since = None
-            elif self._unused_since is None:
-                self._unused_since = now
-            if self._unused_since is not None:
-                times.append(self._unused_since + self.unused_connection_timeout)
-
-    def _on_timer(self, now: float) -> None:
-        """Act on expired liveness deadlines."""
-        if self._conn.closed:
-            return
-        if self._keepalive and now >= self._last_keepalive + self._keepalive:
-            self._last_keepalive = now
-            if self._conn.auth.authenticated:
-                self._conn.channels.send_global_request("keepalive@lag.net", False)
-        if not self.authenticated:
-            return
-        interval = self.client_alive_interval
-        if interval > 0 and now >= self._last_input + interval:
-            if self._alive_missed >= self.client_alive_count_max:
-                self._end(f"Timeout, client not responding ({self._alive_missed} keepalives "
-                          "unanswered)", DisconnectReason.CONNECTION_LOST)  # fmt: skip
-                return
-            self._alive_missed += 1
-            self._last_input = now
-            self._expect_global_reply(ReplyWaiter())  # its reply is dropped
-            self._conn.channels.send_global_request("keepalive@openssh.com", True)
-        unused, limit = self._unused_since, self.unused_connection_timeout
-        if limit > 0 and unused is not None and not self._channels and now >= unused + limit:
-            self._end(f"no open channel for {limit:g} s (unused_connection_timeout)",
-                      DisconnectReason.BY_APPLICATION)  # fmt: skip
-
-    def _end(self, reason: str, code: DisconnectReason) -> None:
-        """End the connection from a timer: log at INFO, send DISCONNECT."""
-        self.logger.info("Closing: %s", reason)
-        self.close_reason = reason
-        self._conn.send_disconnect(code, reason)
+        if self._conn is not None:
+            self._conn.set_keepalive(self._keepalive, time.monotonic())
 
     # -- event hooks (no per-data-packet cost: only these kinds pass through here) --------
     def _on_channel_open_capped(self, event: ev.ChannelOpenRequested) -> None:
@@ -193,6 +136,10 @@ class ConnectionLimits:
         self.auth_method = event.method
         EventDispatch._on_auth_success(self, event)  # type: ignore[arg-type]
 
+    def _on_liveness_expired(self, event: ev.LivenessExpired) -> None:
+        self.logger.info("Closing: %s", event.reason)
+        self.close_reason = event.reason
+
     def _on_disconnect_noted(self, event: ev.DisconnectReceived) -> None:
         text = event.description[:200]
         self.close_reason = f"client sent DISCONNECT (code {event.code}: {text!r})"
@@ -203,6 +150,7 @@ class ConnectionLimits:
         ev.ChannelOpenRequested: _on_channel_open_capped,
         ev.AuthSucceeded: _on_auth_success_noted,
         ev.DisconnectReceived: _on_disconnect_noted,
+        ev.LivenessExpired: _on_liveness_expired,
     }
 
     # -- the closing summary ------------------------------------------------------------

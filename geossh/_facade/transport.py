@@ -84,7 +84,6 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
     # class-level limits, attributes of subclasses and applications.
     __slots__ = (
         "_accept_event",
-        "_alive_missed",
         "_auth",
         "_channel_port",
         "_channels",
@@ -97,17 +96,13 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         "_hexdump",
         "_keepalive",
         "_kex_event",
-        "_last_input",
-        "_last_keepalive",
         "_linger",
         "_log_name",
         "_name",
         "_no_more_sessions",
         "_original_sock",
         "_pump",
-        "_seen_in",
         "_started_at",
-        "_unused_since",
         "active",
         "advertise_strict_kex",
         "agreed_on_strict_kex",
@@ -331,7 +326,9 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self.completion_event = event
         now = time.monotonic()  # one float for every start time
         self._conn = Connection(self._server_config(), now)
-        self._started_at = self._last_input = now
+        self._started_at = now
+        if self._keepalive:
+            self._conn.set_keepalive(self._keepalive, now)
         self._pump = SocketPump(self.sock, self._conn, self)
         self._channel_port = ConnectionPort(self, self._conn, self._pump)
         self._greenlet = gevent.spawn(self._run)

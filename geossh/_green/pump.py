@@ -78,12 +78,6 @@ class PumpOwner(Protocol):
     def _dispatch(self, event: Event) -> None:
         """Handle one event of the core."""
 
-    def _timer_deadline(self) -> float | None:
-        """The owner's own next deadline (liveness timers), or None."""
-
-    def _on_timer(self, now: float) -> None:
-        """A deadline passed: act on the owner's timers."""
-
 
 class ConnectionEnded(Exception):
     """The peer closed the TCP connection."""
@@ -151,7 +145,6 @@ class SocketPump:
             self.flush_soon()
             while not conn.closed:
                 if not self._receive():
-                    self.owner._on_timer(time.monotonic())
                     conn.handle_timer(time.monotonic())
                 self.drain_events()
                 if self._flush_scheduled or conn.closed:  # input kept coming, or the end
@@ -253,7 +246,7 @@ class SocketPump:
             if self._bulk and self._wait_coalesced():
                 return True
             self._set_lowat(self.conn.bytes_missing())
-        deadline = self._deadline()
+        deadline = self.conn.deadline()
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             idle_cap = not self._idle and (timeout is None or timeout > IDLE_AFTER)
@@ -322,16 +315,9 @@ class SocketPump:
                 return
             self._lowat = lowat
 
-    def _deadline(self) -> float | None:
-        deadline = self.conn.deadline()
-        extra = self.owner._timer_deadline()
-        if extra is not None and (deadline is None or extra < deadline):
-            deadline = extra
-        return deadline
-
     def _receive_blocking(self) -> bool:
         """Socket-like objects other than gevent sockets: one blocking ``recv``."""
-        deadline = self._deadline()
+        deadline = self.conn.deadline()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         data = None
         with gevent.Timeout(timeout, False):

@@ -131,9 +131,9 @@ class ChannelLayer:
     """The channel table and global requests of one connection."""
 
     __slots__ = (
+        "_awaited_replies",
         "_global_replies",
         "_next_id",
-        "_pending_global_replies",
         "channels",
         "config",
         "events",
@@ -146,7 +146,9 @@ class ChannelLayer:
         self.events = events
         self.channels: dict[int, ChannelState] = {}
         self._next_id = 0
-        self._pending_global_replies = 0
+        # Who awaits each reply to a global request we sent, oldest first:
+        # True for the application, False for the core's own (liveness probes).
+        self._awaited_replies: list[bool] | None = None  # created by the first
         # One entry per incoming request that wants a reply, oldest first: the
         # reply message, or None while the application has not answered.
         # Replies go out in request order (RFC 4254 §4).
@@ -222,21 +224,29 @@ class ChannelLayer:
         while replies and replies[0] is not None:
             self.transport.send(replies.popleft())  # type: ignore[arg-type]
 
-    def send_global_request(self, kind: str, want_reply: bool, data: bytes = b"") -> None:
-        """Send a GLOBAL_REQUEST (e.g. a keepalive)."""
+    def send_global_request(
+        self, kind: str, want_reply: bool, data: bytes = b"", *, internal: bool = False
+    ) -> None:
+        """Send a GLOBAL_REQUEST (e.g. a keepalive).
+
+        The reply to an ``internal`` request (the core's own probe) is taken
+        here and gives no event, so the application's replies stay its own.
+        """
         if want_reply:
-            self._pending_global_replies += 1
+            if self._awaited_replies is None:
+                self._awaited_replies = []
+            self._awaited_replies.append(not internal)
         self.transport.send(
             bytes((MSG.GLOBAL_REQUEST,)) + wire.string(kind) + wire.boolean(want_reply) + data
         )
 
     def _on_global_reply(self, payload: bytes) -> None:
-        if self._pending_global_replies <= 0:
+        if not self._awaited_replies:
             _log.info("ignoring a global request reply nobody asked for")
             return
-        self._pending_global_replies -= 1
-        success = payload[0] == MSG.REQUEST_SUCCESS
-        self.events.append(GlobalReplyReceived(success, payload[1:]))
+        if self._awaited_replies.pop(0):
+            success = payload[0] == MSG.REQUEST_SUCCESS
+            self.events.append(GlobalReplyReceived(success, payload[1:]))
 
     # -- opening channels (RFC 4254 §5.1) ---------------------------------------
     def _on_open(self, payload: bytes) -> None:

@@ -52,6 +52,10 @@ class ServerConfig:
     default_max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
     max_channels: int = 64
     max_pending_global_requests: int = 64
+    # Liveness (proto/liveness.py), 0: off, as in sshd.
+    client_alive_interval: float = 0.0
+    client_alive_count_max: int = 3
+    unused_connection_timeout: float = 0.0
     # OpenSSH extensions (PROTOCOL): EXT_INFO advertises publickey-hostbound
     # and ping; after authentication the client hears every host key we hold
     # (hostkeys-00) and may ask us to prove them (hostkeys-prove-00).

@@ -10,7 +10,9 @@ the connection protocol (RFC 4254) behind an h11-style interface:
 * commands (``auth``/``channels`` methods, ``send_disconnect`` …) queue
   output, and ``data_to_send()`` returns it for one ``sendall`` (or
   ``output()``/``output_sent(n)`` write it from the core's buffer);
-* ``deadline()`` / ``handle_timer(now)`` drive timeouts with a clock passed in;
+* ``deadline()`` / ``handle_timer(now)`` drive timeouts with a clock passed in
+  (the handshake and login deadlines, re-key by time and the liveness checks
+  of ``proto/liveness.py``);
   ``next_event`` also enforces the handshake deadlines at the ``now`` of the
   latest ``receive_data``, so a peer that keeps the socket busy cannot outrun
   them.
@@ -43,7 +45,9 @@ from geossh.proto.events import (
     ChannelDataRunReceived,
     ChannelWindowOpened,
     Event,
+    LivenessExpired,
 )
+from geossh.proto.liveness import Liveness
 from geossh.proto.transport import TransportLayer
 
 _AUTH_MESSAGES = frozenset(range(50, 80)) | {5, 6}
@@ -61,6 +65,8 @@ class Connection:
     __slots__ = (
         "_checked_at",
         "_events",
+        "_last_input",
+        "_liveness",
         "_pending_error",
         "_preauth_limit",
         "auth",
@@ -83,6 +89,10 @@ class Connection:
         self._pending_error: RemoteProtocolError | None = None
         self._checked_at = -1.0  # the ``now`` the deadlines were last checked at
         self._preauth_limit = True
+        self._last_input = now  # the clock reading of the latest input
+        self._liveness: Liveness | None = None
+        if config.client_alive_interval > 0 or config.unused_connection_timeout > 0:
+            self._liveness = Liveness(config, now)
         reader = self.transport.reader
         reader.max_packet_size = min(reader.max_packet_size, PREAUTH_MAX_PACKET)
 
@@ -91,6 +101,7 @@ class Connection:
         """Feed bytes read from the peer (dropped once the connection failed)."""
         if self.errored:
             return
+        self._last_input = now
         self.transport.receive_data(data, now)
 
     def receive_buffer(self, size: int) -> memoryview | None:
@@ -109,6 +120,7 @@ class Connection:
     def received(self, count: int, now: float) -> None:
         """``count`` bytes were written into the view ``receive_buffer`` returned."""
         self.transport.reader.commit(count)
+        self._last_input = now
         self.transport.receive_data(b"", now)  # the clock reading
 
     def bytes_missing(self) -> int:
@@ -288,7 +300,24 @@ class Connection:
             auth = self.auth.deadline()
             if auth is not None and (deadline is None or auth < deadline):
                 deadline = auth
+        if self._liveness is not None:
+            live = self._liveness.deadline(
+                self.transport.now, self._last_input, self.auth.authenticated, self.in_use
+            )
+            if live is not None and (deadline is None or live < deadline):
+                deadline = live
         return deadline
+
+    @property
+    def in_use(self) -> bool:
+        """True while a channel is open (UnusedConnectionTimeout counts the rest)."""
+        return bool(self.channels.channels)
+
+    def set_keepalive(self, interval: float, now: float) -> None:
+        """paramiko's ``set_keepalive``: a ``keepalive@lag.net`` every ``interval`` s (0: off)."""
+        if self._liveness is None:
+            self._liveness = Liveness(self.config, now)
+        self._liveness.set_keepalive(interval, now)
 
     def handle_timer(self, now: float) -> None:
         """Handle expired deadlines; raises ``RemoteProtocolError`` on a timeout."""
@@ -300,6 +329,20 @@ class Connection:
         except RemoteProtocolError:
             self.errored = True
             raise
+        if self._liveness is not None and not self.closed:
+            self._check_liveness(now, self._liveness)
+
+    def _check_liveness(self, now: float, liveness: Liveness) -> None:
+        due = liveness.expire(now, self._last_input, self.auth.authenticated, self.in_use)
+        if due.end is not None:
+            reason, code = due.end
+            self._events.append(LivenessExpired(reason))
+            self.send_disconnect(code, reason)
+            return
+        if due.send_keepalive:
+            self.channels.send_global_request("keepalive@lag.net", False)
+        if due.send_probe:
+            self.channels.send_global_request("keepalive@openssh.com", True, internal=True)
 
     def _check_deadlines(self, now: float) -> None:
         self.transport.check_deadlines(now)

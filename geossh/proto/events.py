@@ -174,3 +174,10 @@ class ChannelClosed(Event):
     """The channel is closed both ways and its id is free again."""
 
     channel_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessExpired(Event):
+    """A liveness check ended the connection (proto/liveness.py); DISCONNECT is queued."""
+
+    reason: str
