@@ -1,14 +1,17 @@
-"""Event dispatch of a ``Transport``: core events → ServerInterface calls and channels.
+"""Event dispatch of one ``Transport``: core events → ServerInterface calls and channels.
 
-``EventDispatch`` is a mixin of ``geossh.Transport``; its handlers run in the
-connection greenlet, one core event at a time, in the order the events
-occurred on the wire.
+``EventDispatcher`` is owned by the Transport and is the pump's dispatcher:
+its handlers run in the connection greenlet, one core event at a time, in
+the order the events occurred on the wire. It also applies the caps on
+what the client opens (``max_pending_channels``) and notes what the closing
+summary reports (the auth method, a DISCONNECT's reason, a liveness
+timeout).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent.pool
 from gevent.event import Event
@@ -24,11 +27,15 @@ from geossh._facade.channel import Channel
 from geossh._facade.common import (
     OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
     OPEN_FAILED_CONNECT_FAILED,
+    OPEN_FAILED_RESOURCE_SHORTAGE,
     OPEN_SUCCEEDED,
 )
 from geossh._facade.server import ServerInterface
 from geossh.logtext import printable
 from geossh.proto import events as ev
+
+if TYPE_CHECKING:
+    from geossh._facade.transport import Transport
 
 
 class _RefuseHandler:
@@ -54,53 +61,18 @@ class ReplyWaiter(Event):  # type: ignore[misc]
         self.reply: ev.GlobalReplyReceived | None = None
 
 
-class EventDispatch:
-    """Handlers for every core event (see ``_event_handlers`` at the end)."""
+class EventDispatcher:
+    """Handlers for every core event of one Transport (see ``_HANDLERS`` at the end)."""
 
-    # The attributes and methods these handlers use belong to geossh.Transport.
-    _conn: Any
-    _auth: Any
-    _auth_bridge: Callable[[], Any]
-    _channels: dict[int, Channel]
-    _channel_port: Any
-    _accept_event: Event | None
-    _kex_event: Event | None
-    _handler_greenlets: Any
-    _global_replies: list[ReplyWaiter] | None
-    logger: Any
-    server_object: ServerInterface | None
-    server_accepts: list[Channel]
-    completion_event: Any
-    on_authenticated: Any
-    observer: Any
-    active: bool
-    _flush: Callable[[], None]
+    __slots__ = ("_channels", "transport")
 
-    # -- waiters, created by the greenlets that wait --------------------------------
-    def _kex_waiter(self) -> Event:
-        """The event the next completed key exchange sets (cleared now)."""
-        if self._kex_event is None:
-            self._kex_event = Event()
-        else:
-            self._kex_event.clear()
-        return self._kex_event
-
-    def _wake_kex(self) -> None:
-        if self._kex_event is not None:
-            self._kex_event.set()
-
-    def _wake_accept(self) -> None:
-        if self._accept_event is not None:
-            self._accept_event.set()
-
-    def _expect_global_reply(self, waiter: ReplyWaiter) -> None:
-        """Queue ``waiter`` for the reply to the global request about to be sent."""
-        if self._global_replies is None:
-            self._global_replies = []
-        self._global_replies.append(waiter)
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self._channels = transport._channels  # the same dict: one lookup less per event
 
     def _dispatch(self, event: ev.Event) -> None:
-        handler = self._event_handlers.get(type(event))
+        """Handle one core event (the pump's ``PumpOwner`` interface)."""
+        handler = _HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event)
 
@@ -115,69 +87,92 @@ class EventDispatch:
             chan._feed_parts(event.parts, event.stream)
 
     def _on_version(self, event: ev.VersionReceived) -> None:
-        self.remote_version = event.version
+        t = self.transport
+        t.remote_version = event.version
         version, _, client = event.version[4:].partition("-")
-        self.logger.info("Connected (version %s, client %s)", printable(version), printable(client))
+        t.logger.info("Connected (version %s, client %s)", printable(version), printable(client))
 
     def _on_kex(self, event: ev.KexCompleted) -> None:
-        core = self._conn.transport
+        t = self.transport
+        core = t._conn.transport
         negotiated = core.negotiated
         assert negotiated is not None
-        self.session_id = core.session_id
-        self.host_key_type = negotiated.host_key
-        self.local_cipher, self.remote_cipher = negotiated.cipher_s2c, negotiated.cipher_c2s
-        self.local_mac, self.remote_mac = negotiated.mac_s2c, negotiated.mac_c2s
-        self.local_compression = negotiated.compression_s2c
-        self.remote_compression = negotiated.compression_c2s
-        self.agreed_on_strict_kex = core.strict_kex
+        t.session_id = core.session_id
+        t.host_key_type = negotiated.host_key
+        t.local_cipher, t.remote_cipher = negotiated.cipher_s2c, negotiated.cipher_c2s
+        t.local_mac, t.remote_mac = negotiated.mac_s2c, negotiated.mac_c2s
+        t.local_compression = negotiated.compression_s2c
+        t.remote_compression = negotiated.compression_c2s
+        t.agreed_on_strict_kex = core.strict_kex
         if event.initial:
-            self.initial_kex_done = True
-            if self.observer is not None:
-                self.observer.kex_done(self)
-            if self.completion_event is not None:
-                self.completion_event.set()
-        self._wake_kex()
+            t.initial_kex_done = True
+            if t.observer is not None:
+                t.observer.kex_done(t)
+            if t.completion_event is not None:
+                t.completion_event.set()
+        t._wake_kex()
 
     def _on_disconnect(self, event: ev.DisconnectReceived) -> None:
-        self.logger.info("Disconnect (code %d): %s", event.code, printable(event.description))
+        t = self.transport
+        t.logger.info("Disconnect (code %d): %s", event.code, printable(event.description))
+        text = event.description[:200]
+        t.close_reason = f"client sent DISCONNECT (code {event.code}: {text!r})"
+
+    def _on_liveness_expired(self, event: ev.LivenessExpired) -> None:
+        t = self.transport
+        t.logger.info("Closing: %s", event.reason)
+        t.close_reason = event.reason
 
     def _on_auth_service(self, event: ev.AuthServiceStarted) -> None:
-        self._auth_bridge().banner()
+        self.transport._auth_bridge().banner()
 
     def _on_auth(self, event: ev.AuthRequested) -> None:
-        self._auth_bridge().handle(event)
+        self.transport._auth_bridge().handle(event)
 
     def _on_auth_success(self, event: ev.AuthSucceeded) -> None:
-        self.authenticated = True
-        self._auth = None  # the core ignores any further request (RFC 4252 §5.1)
-        if self.on_authenticated is not None:
-            call(self.logger, self.on_authenticated, None, self)
+        t = self.transport
+        t.authenticated = True
+        t.auth_method = event.method
+        t._auth = None  # the core ignores any further request (RFC 4252 §5.1)
+        if t.on_authenticated is not None:
+            call(t.logger, t.on_authenticated, None, t)
 
     def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
-        server = self.server_object
+        t = self.transport
+        waiting = len(t.server_accepts)
+        if waiting >= t.max_pending_channels:
+            t.logger.warning(
+                "Refused %s channel %d: %d channels await accept() (max_pending_channels)",
+                printable(event.kind), event.channel_id, waiting,
+            )  # fmt: skip
+            t._conn.channels.reject_channel(
+                event.channel_id, OPEN_FAILED_RESOURCE_SHORTAGE, "too many pending channels"
+            )
+            return
+        server = t.server_object
         assert server is not None
         chanid = event.channel_id
-        if event.kind == "session" and self._no_more_sessions:
+        if event.kind == "session" and t._no_more_sessions:
             result: Any = 1
         else:
-            result = channel_open_result(server, self.logger, chanid, event.kind, event.data)
+            result = channel_open_result(server, t.logger, chanid, event.kind, event.data)
         if not open_succeeded(result):
-            self.logger.debug("Rejected %s channel %d (%s)", printable(event.kind), chanid, result)
-            self._conn.channels.reject_channel(chanid, int(result) or 1, "")
+            t.logger.debug("Rejected %s channel %d (%s)", printable(event.kind), chanid, result)
+            t._conn.channels.reject_channel(chanid, int(result) or 1, "")
             return
-        chan = Channel(chanid, self._channel_port)
-        chan.transport = self  # type: ignore[assignment]  # self is the Transport
+        chan = Channel(chanid, t._channel_port)
+        chan.transport = t
         chan.kind = event.kind
         chan.active = 1
-        chan.remote_chanid = self._conn.channels.channels[chanid].remote_id
+        chan.remote_chanid = t._conn.channels.channels[chanid].remote_id
         self._channels[chanid] = chan
         if self._start_channel_handler(server, chan):
             return
-        self._conn.channels.accept_channel(chanid)
-        self._observe_open(chan)
-        self.server_accepts.append(chan)
-        self._wake_accept()
-        self.logger.debug("Secsh channel %d (%s) opened.", chanid, printable(event.kind))
+        t._conn.channels.accept_channel(chanid)
+        t._observe_open(chan)
+        t.server_accepts.append(chan)
+        t._wake_accept()
+        t.logger.debug("Secsh channel %d (%s) opened.", chanid, printable(event.kind))
 
     def _start_channel_handler(self, server: ServerInterface, chan: Channel) -> bool:
         """Give an accepted channel to ``server.get_channel_handler(kind, chanid)`` if any.
@@ -190,62 +185,58 @@ class EventDispatch:
         get_handler = getattr(server, "get_channel_handler", None)
         if get_handler is None:
             return False
+        t = self.transport
         try:
             handler = get_handler(chan.kind, chan.chanid)
         except Exception:
-            self.logger.error("Exception in get_channel_handler", exc_info=True)
+            t.logger.error("Exception in get_channel_handler", exc_info=True)
             handler = _RefuseHandler()
         if handler is None:
             chan.active = 1
             return False
         chan.active = 0
-        if not isinstance(self._handler_greenlets, gevent.pool.Group):
-            self._handler_greenlets = gevent.pool.Group()
-        self._handler_greenlets.spawn(self._serve_channel, chan, handler)
+        if not isinstance(t._handler_greenlets, gevent.pool.Group):
+            t._handler_greenlets = gevent.pool.Group()
+        t._handler_greenlets.spawn(self._serve_channel, chan, handler)
         return True
 
     def _serve_channel(self, chan: Channel, handler: Any) -> None:
-        opened = False
+        t = self.transport
         try:
-            result = call(self.logger, handler.prepare, OPEN_FAILED_CONNECT_FAILED)
+            result = call(t.logger, handler.prepare, OPEN_FAILED_CONNECT_FAILED)
             code, text = result if isinstance(result, tuple) else (result, "")
-            opened = self._finish_open(chan, int(code), str(text))
-            if opened:
-                self._observe_open(chan, getattr(handler, "target", None))
+            if self._finish_open(chan, int(code), str(text)):
+                t._observe_open(chan, getattr(handler, "target", None))
                 handler.run(chan)
         except Exception:
             kind = printable(chan.kind)
-            self.logger.error("Exception in %s channel handler", kind, exc_info=True)
+            t.logger.error("Exception in %s channel handler", kind, exc_info=True)
         finally:
-            call(self.logger, handler.close, None)
+            call(t.logger, handler.close, None)
             chan.close()
 
     def _finish_open(self, chan: Channel, code: int, description: str) -> bool:
         """Confirm (code 0) or refuse a channel a handler held open; True if confirmed."""
-        if not self.active or chan.closed:
+        t = self.transport
+        if not t.active or chan.closed:
             return False
+        kind = printable(chan.kind)
         if code != OPEN_SUCCEEDED:
             self._channels.pop(chan.chanid, None)
             chan._mark_closed()
-            self._conn.channels.reject_channel(chan.chanid, code or 1, description)
-            self.logger.debug("Refused %s channel %d (%d %s)", printable(chan.kind), chan.chanid,
-                              code, description)  # fmt: skip
+            t._conn.channels.reject_channel(chan.chanid, code or 1, description)
+            t.logger.debug("Refused %s channel %d (%d %s)", kind, chan.chanid, code, description)
         else:
-            self._conn.channels.accept_channel(chan.chanid)
+            t._conn.channels.accept_channel(chan.chanid)
             chan.active = 1
-            self.logger.debug("Secsh channel %d (%s) opened.", chan.chanid, printable(chan.kind))
-        self._flush()
+            t.logger.debug("Secsh channel %d (%s) opened.", chan.chanid, kind)
+        t._flush()
         return code == OPEN_SUCCEEDED
 
-    def _observe_open(self, chan: Channel, target: Any = None) -> None:
-        """Report an open channel to the observer (which then hears of its close)."""
-        if self.observer is not None:
-            chan._observed = True
-            self.observer.channel_opened(self, chan, target)
-
     def _on_channel_request(self, event: ev.ChannelRequestReceived) -> None:
+        t = self.transport
         chan = self._channels.get(event.channel_id)
-        answer_channel_request(self.server_object, self.logger, self._conn.channels, chan, event)
+        answer_channel_request(t.server_object, t.logger, t._conn.channels, chan, event)
 
     def _on_channel_reply(self, event: ev.ChannelReplyReceived) -> None:
         chan = self._channels.get(event.channel_id)
@@ -266,56 +257,62 @@ class EventDispatch:
         chan = self._channels.pop(event.channel_id, None)
         if chan is not None:
             chan._mark_closed()
-            if chan in self.server_accepts:
-                self.server_accepts.remove(chan)
+            accepts = self.transport.server_accepts
+            if chan in accepts:
+                accepts.remove(chan)
 
     def _on_open_reply(self, event: ev.ChannelOpenConfirmed | ev.ChannelOpenFailed) -> None:
+        channels = self.transport._conn.channels
         chan = self._channels.get(event.channel_id)
         if chan is None:
             if isinstance(event, ev.ChannelOpenConfirmed):  # open_channel gave up waiting
-                self._conn.channels.close(event.channel_id)
+                channels.close(event.channel_id)
             return
         if isinstance(event, ev.ChannelOpenFailed):
             chan._open_error = (event.code, event.description)
             self._channels.pop(event.channel_id, None)
         else:
             chan.active = 1
-            chan.remote_chanid = self._conn.channels.channels[event.channel_id].remote_id
+            chan.remote_chanid = channels.channels[event.channel_id].remote_id
         chan._set_open_event()
 
     def _on_global_request(self, event: ev.GlobalRequestReceived) -> None:
-        assert self.server_object is not None
+        t = self.transport
+        assert t.server_object is not None
         if event.kind == "no-more-sessions@openssh.com":
-            self._no_more_sessions = True
+            t._no_more_sessions = True
             ok, data = True, b""
         else:
-            ok, data = global_request_reply(self.server_object, self.logger, event.kind, event.data)
+            ok, data = global_request_reply(t.server_object, t.logger, event.kind, event.data)
         if event.want_reply:
-            self._conn.channels.reply_global_request(ok, data)
+            t._conn.channels.reply_global_request(ok, data)
 
     def _on_global_reply(self, event: ev.GlobalReplyReceived) -> None:
-        if self._global_replies:
-            waiter = self._global_replies.pop(0)
+        waiters = self.transport._global_replies
+        if waiters:
+            waiter = waiters.pop(0)
             waiter.reply = event
             waiter.set()
 
-    _event_handlers: dict[type, Any] = {
-        ev.ChannelDataReceived: _on_data,
-        ev.ChannelDataRunReceived: _on_data_run,
-        ev.ChannelWindowOpened: _on_window,
-        ev.VersionReceived: _on_version,
-        ev.KexCompleted: _on_kex,
-        ev.DisconnectReceived: _on_disconnect,
-        ev.AuthServiceStarted: _on_auth_service,
-        ev.AuthRequested: _on_auth,
-        ev.AuthSucceeded: _on_auth_success,
-        ev.ChannelOpenRequested: _on_channel_open,
-        ev.ChannelRequestReceived: _on_channel_request,
-        ev.ChannelReplyReceived: _on_channel_reply,
-        ev.ChannelEOFReceived: _on_eof,
-        ev.ChannelClosed: _on_closed,
-        ev.ChannelOpenConfirmed: _on_open_reply,
-        ev.ChannelOpenFailed: _on_open_reply,
-        ev.GlobalRequestReceived: _on_global_request,
-        ev.GlobalReplyReceived: _on_global_reply,
-    }
+
+_HANDLERS: dict[type, Callable[[EventDispatcher, Any], None]] = {
+    ev.ChannelDataReceived: EventDispatcher._on_data,
+    ev.ChannelDataRunReceived: EventDispatcher._on_data_run,
+    ev.ChannelWindowOpened: EventDispatcher._on_window,
+    ev.VersionReceived: EventDispatcher._on_version,
+    ev.KexCompleted: EventDispatcher._on_kex,
+    ev.DisconnectReceived: EventDispatcher._on_disconnect,
+    ev.LivenessExpired: EventDispatcher._on_liveness_expired,
+    ev.AuthServiceStarted: EventDispatcher._on_auth_service,
+    ev.AuthRequested: EventDispatcher._on_auth,
+    ev.AuthSucceeded: EventDispatcher._on_auth_success,
+    ev.ChannelOpenRequested: EventDispatcher._on_channel_open,
+    ev.ChannelRequestReceived: EventDispatcher._on_channel_request,
+    ev.ChannelReplyReceived: EventDispatcher._on_channel_reply,
+    ev.ChannelEOFReceived: EventDispatcher._on_eof,
+    ev.ChannelClosed: EventDispatcher._on_closed,
+    ev.ChannelOpenConfirmed: EventDispatcher._on_open_reply,
+    ev.ChannelOpenFailed: EventDispatcher._on_open_reply,
+    ev.GlobalRequestReceived: EventDispatcher._on_global_request,
+    ev.GlobalReplyReceived: EventDispatcher._on_global_reply,
+}

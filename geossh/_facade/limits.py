@@ -9,9 +9,9 @@
   ``client_alive_interval``/``client_alive_count_max`` (sshd's
   ClientAliveInterval/CountMax) and ``unused_connection_timeout`` (sshd's
   UnusedConnectionTimeout), read at ``start_server``;
-* the cap on channels opened by the client but not yet taken by
-  ``accept()`` (``max_pending_channels``): more get OPEN_FAILURE
-  RESOURCE_SHORTAGE and the connection goes on;
+* ``max_pending_channels``: the cap on channels opened by the client but
+  not yet taken by ``accept()`` (the dispatcher refuses more with
+  OPEN_FAILURE RESOURCE_SHORTAGE and the connection goes on);
 * the one INFO line logged when a connection ends: peer, user, auth method,
   failures, duration, bytes each way, and why it ended (user names and
   reasons are ``repr``-quoted so a peer cannot forge log lines; nothing
@@ -24,9 +24,6 @@ import dataclasses
 import time
 from typing import Any
 
-from geossh._facade.common import OPEN_FAILED_RESOURCE_SHORTAGE
-from geossh._facade.dispatch import EventDispatch
-from geossh.proto import events as ev
 from geossh.proto.config import ServerConfig
 from geossh.proto.constants import (
     MAX_PACKET_SIZE,
@@ -61,7 +58,6 @@ class ConnectionLimits:
     _pump: Any
     _channels: dict[int, Any]
     server_accepts: list[Any]
-    _expect_global_reply: Any
     logger: Any
     authenticated: bool
     initial_kex_done: bool
@@ -117,41 +113,6 @@ class ConnectionLimits:
         self._keepalive = float(interval)
         if self._conn is not None:
             self._conn.set_keepalive(self._keepalive, time.monotonic())
-
-    # -- event hooks (no per-data-packet cost: only these kinds pass through here) --------
-    def _on_channel_open_capped(self, event: ev.ChannelOpenRequested) -> None:
-        waiting = len(self.server_accepts)
-        if waiting >= self.max_pending_channels:
-            self.logger.warning(
-                "Refused %s channel %d: %d channels await accept() (max_pending_channels)",
-                event.kind, event.channel_id, waiting,
-            )  # fmt: skip
-            self._conn.channels.reject_channel(
-                event.channel_id, OPEN_FAILED_RESOURCE_SHORTAGE, "too many pending channels"
-            )
-            return
-        EventDispatch._on_channel_open(self, event)  # type: ignore[arg-type]
-
-    def _on_auth_success_noted(self, event: ev.AuthSucceeded) -> None:
-        self.auth_method = event.method
-        EventDispatch._on_auth_success(self, event)  # type: ignore[arg-type]
-
-    def _on_liveness_expired(self, event: ev.LivenessExpired) -> None:
-        self.logger.info("Closing: %s", event.reason)
-        self.close_reason = event.reason
-
-    def _on_disconnect_noted(self, event: ev.DisconnectReceived) -> None:
-        text = event.description[:200]
-        self.close_reason = f"client sent DISCONNECT (code {event.code}: {text!r})"
-        EventDispatch._on_disconnect(self, event)  # type: ignore[arg-type]
-
-    _event_handlers: dict[type, Any] = {
-        **EventDispatch._event_handlers,
-        ev.ChannelOpenRequested: _on_channel_open_capped,
-        ev.AuthSucceeded: _on_auth_success_noted,
-        ev.DisconnectReceived: _on_disconnect_noted,
-        ev.LivenessExpired: _on_liveness_expired,
-    }
 
     # -- the closing summary ------------------------------------------------------------
     def outcome(self) -> str:

@@ -34,7 +34,7 @@ from geossh._facade.common import (
     DEFAULT_MAX_PACKET_SIZE,
     DEFAULT_WINDOW_SIZE,
 )
-from geossh._facade.dispatch import EventDispatch, ReplyWaiter
+from geossh._facade.dispatch import EventDispatcher, ReplyWaiter
 from geossh._facade.limits import ConnectionLimits
 from geossh._facade.message import Message
 from geossh._facade.pkey import PKey
@@ -75,7 +75,7 @@ def _cooperative(sock: Any) -> tuple[Any, Any]:
     return green, original
 
 
-class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingContextManager):
+class Transport(ConnectionLimits, TransportSettings, ClosingContextManager):
     """One SSH connection, server side (paramiko.Transport)."""
 
     # Slots, not a dict: an idle connection's 60-entry instance dict cost 1.6 KB.
@@ -90,6 +90,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         "_close_callbacks",
         "_conn",
         "_conn_id",
+        "_dispatcher",
         "_global_replies",
         "_greenlet",
         "_handler_greenlets",
@@ -221,6 +222,7 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self._greenlet: gevent.Greenlet[..., Any] | None = None
         self._conn: Connection = None  # type: ignore[assignment]
         self._pump: SocketPump | None = None
+        self._dispatcher: EventDispatcher | None = None  # core events → callbacks, channels
         self._channel_port: ConnectionPort | None = None  # what every Channel talks to
         self._linger = False  # drain input before closing (after our DISCONNECT)
         self._no_more_sessions = False
@@ -329,7 +331,8 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         self._started_at = now
         if self._keepalive:
             self._conn.set_keepalive(self._keepalive, now)
-        self._pump = SocketPump(self.sock, self._conn, self)
+        self._dispatcher = EventDispatcher(self)
+        self._pump = SocketPump(self.sock, self._conn, self._dispatcher)
         self._channel_port = ConnectionPort(self, self._conn, self._pump)
         self._greenlet = gevent.spawn(self._run)
         if event is not None:
@@ -512,7 +515,36 @@ class Transport(ConnectionLimits, TransportSettings, EventDispatch, ClosingConte
         """An identifier of the connection greenlet (Thread API)."""
         return id(self._greenlet) if self._greenlet is not None else None
 
-    # -- I/O helpers used by channels -----------------------------------------------
+    # -- waiters, created by the greenlets that wait ---------------------------------
+    def _kex_waiter(self) -> Event:
+        """The event the next completed key exchange sets (cleared now)."""
+        if self._kex_event is None:
+            self._kex_event = Event()
+        else:
+            self._kex_event.clear()
+        return self._kex_event
+
+    def _wake_kex(self) -> None:
+        if self._kex_event is not None:
+            self._kex_event.set()
+
+    def _wake_accept(self) -> None:
+        if self._accept_event is not None:
+            self._accept_event.set()
+
+    def _expect_global_reply(self, waiter: ReplyWaiter) -> None:
+        """Queue ``waiter`` for the reply to the global request about to be sent."""
+        if self._global_replies is None:
+            self._global_replies = []
+        self._global_replies.append(waiter)
+
+    def _observe_open(self, chan: Channel, target: Any = None) -> None:
+        """Report an open channel to the observer (which then hears of its close)."""
+        if self.observer is not None:
+            chan._observed = True
+            self.observer.channel_opened(self, chan, target)
+
+    # -- I/O helpers -------------------------------------------------------------------
     def _flush(self) -> None:
         if self._pump is not None:
             self._pump.flush()

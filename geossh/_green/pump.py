@@ -73,7 +73,7 @@ _scratch = get_original("_thread", "_local")()
 
 
 class PumpOwner(Protocol):
-    """What the pump calls back (``geossh.Transport``)."""
+    """What the pump calls back (the Transport's ``EventDispatcher``)."""
 
     def _dispatch(self, event: Event) -> None:
         """Handle one event of the core."""
