@@ -1,9 +1,10 @@
-"""Algorithm and limit settings of a ``Transport`` (paramiko's tables and properties).
+"""How a ``Transport``'s settings become the protocol core's ``ServerConfig``.
 
-``TransportSettings`` is a mixin of ``geossh.Transport``: the class-level
-``_preferred_*`` tables users subclass or patch, the ``preferred_*``
-properties filtered by ``disabled_algorithms``, host keys, subsystem
-registration, and the ``ServerConfig`` the protocol core is built from.
+paramiko's class-level ``_preferred_*`` tables (which users subclass or
+patch) start from the defaults here; ``Preferred`` is the descriptor behind
+the ``preferred_*`` properties (a table filtered by ``disabled_algorithms``);
+``server_config(transport)`` validates the settings and builds the core's
+configuration, shared by every transport configured alike.
 """
 
 from __future__ import annotations
@@ -11,217 +12,156 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from geossh._facade.packetizer import Packetizer
-from geossh._facade.pkey import PKey
-from geossh._facade.security import SecurityOptions
-from geossh.errors import SSHException
 from geossh.proto import algorithms as algs
 from geossh.proto.cipher import CIPHERS, MACS
 from geossh.proto.config import ServerConfig
 from geossh.proto.kex import KEX_METHODS
 
+#: The core's own defaults: the one place the numbers are written.
+CORE_DEFAULTS = ServerConfig()
+#: RFC 4253 §6.1: every implementation must accept packets of 35000 bytes.
+MIN_PACKET_LIMIT = 35000
+#: Largest ``max_packet_size`` geossh accepts as a setting.
+MAX_PACKET_LIMIT = 1 << 20
+
+# paramiko's class-level tables (``Transport._preferred_kex`` ...), as offered by default.
+PREFERRED_KEX: tuple[str, ...] = algs.DEFAULT_KEX + algs.GEX_KEX
+PREFERRED_KEYS: tuple[str, ...] = algs.DEFAULT_HOST_KEY_ALGORITHMS
+PREFERRED_PUBKEYS: tuple[str, ...] = algs.DEFAULT_USER_KEY_ALGORITHMS
+PREFERRED_CIPHERS: tuple[str, ...] = algs.DEFAULT_CIPHERS
+PREFERRED_MACS: tuple[str, ...] = algs.DEFAULT_MACS
+PREFERRED_COMPRESSION: tuple[str, ...] = algs.DEFAULT_COMPRESSION
+CIPHER_INFO: Mapping[str, Any] = CIPHERS
+MAC_INFO: Mapping[str, Any] = MACS
+KEY_INFO: Mapping[str, Any] = {
+    **algs.KEY_TYPE_FOR_ALGORITHM,
+    **{f"{k}-cert-v01@openssh.com": v for k, v in algs.KEY_TYPE_FOR_ALGORITHM.items()},
+}
+KEX_INFO: Mapping[str, Any] = KEX_METHODS
+COMPRESSION_INFO: Mapping[str, Any] = {name: name for name in algs.ALL_COMPRESSION}
+#: ``use_compression(True)``: paramiko's table (plain zlib is never offered, see below).
+WITH_COMPRESSION = ("zlib@openssh.com", "zlib", "none")
+
+
+class Preferred:
+    """A read-only ``preferred_<category>`` property: the class table minus disabled names."""
+
+    def __init__(self, category: str, doc: str) -> None:
+        self.category = category
+        self.table = f"_preferred_{category}"
+        self.__doc__ = doc
+
+    def __get__(self, transport: Any, owner: type | None = None) -> Any:
+        if transport is None:
+            return self
+        names: tuple[str, ...] = getattr(transport, self.table)
+        disabled = transport.disabled_algorithms.get(self.category, ())
+        offered = tuple(name for name in names if name not in disabled)
+        if self.category == "compression":
+            # Plain zlib starts before authentication: never offered (SECURITY.md;
+            # sshd offers none either), whatever ``_preferred_compression`` says.
+            offered = tuple(name for name in offered if name != "zlib")
+        return offered
+
+
 _CONFIGS_CACHED = 32
 _CONFIGS: dict[tuple[object, ...], ServerConfig] = {}
 
 
-class TransportSettings:
-    """Class-level algorithm tables and per-transport configuration."""
+def server_config(transport: Any) -> ServerConfig:
+    """The core's configuration for ``transport``; shared by every transport configured alike.
 
-    # Set by geossh.Transport.__init__.
-    disabled_algorithms: dict[str, tuple[str, ...]]
-    server_key_dict: dict[str, PKey]
-    subsystem_table: dict[str, tuple[Any, tuple[Any, ...], dict[str, Any]]]
-    host_key_type: str | None
-    advertise_strict_kex: bool
-    server_sig_algs: bool
-    local_version: str
-    rekey_bytes: int
-    rekey_seconds: float | None
-    banner_timeout: float
-    handshake_timeout: float
-    auth_timeout: float
-    max_auth_tries: int
-    default_window_size: int
-    default_max_packet_size: int
-    max_channels: int
-
-    _preferred_kex: tuple[str, ...] = algs.DEFAULT_KEX + algs.GEX_KEX
-    _preferred_keys: tuple[str, ...] = algs.DEFAULT_HOST_KEY_ALGORITHMS
-    _preferred_pubkeys: tuple[str, ...] = algs.DEFAULT_USER_KEY_ALGORITHMS
-    _preferred_ciphers: tuple[str, ...] = algs.DEFAULT_CIPHERS
-    _preferred_macs: tuple[str, ...] = algs.DEFAULT_MACS
-    _preferred_compression: tuple[str, ...] = algs.DEFAULT_COMPRESSION
-    _cipher_info: Mapping[str, Any] = CIPHERS
-    _mac_info: Mapping[str, Any] = MACS
-    _key_info: Mapping[str, Any] = {
-        **algs.KEY_TYPE_FOR_ALGORITHM,
-        **{f"{k}-cert-v01@openssh.com": v for k, v in algs.KEY_TYPE_FOR_ALGORITHM.items()},
-    }
-    _kex_info: Mapping[str, Any] = KEX_METHODS
-    _compression_info: Mapping[str, Any] = {name: name for name in algs.ALL_COMPRESSION}
-    _modulus_pack: list[tuple[int, int]] | None = None
-
-    def _filtered(self, category: str, names: tuple[str, ...]) -> tuple[str, ...]:
-        disabled = set(self.disabled_algorithms.get(category, ()))
-        return tuple(name for name in names if name not in disabled)
-
-    @property
-    def preferred_kex(self) -> tuple[str, ...]:
-        """Kex algorithms offered (after ``disabled_algorithms``)."""
-        return self._filtered("kex", self._preferred_kex)
-
-    @property
-    def preferred_keys(self) -> tuple[str, ...]:
-        """Host-key algorithms offered."""
-        return self._filtered("keys", self._preferred_keys)
-
-    @property
-    def preferred_pubkeys(self) -> tuple[str, ...]:
-        """Public-key algorithms accepted for user authentication."""
-        return self._filtered("pubkeys", self._preferred_pubkeys)
-
-    @property
-    def preferred_ciphers(self) -> tuple[str, ...]:
-        """Ciphers offered."""
-        return self._filtered("ciphers", self._preferred_ciphers)
-
-    @property
-    def preferred_macs(self) -> tuple[str, ...]:
-        """MACs offered."""
-        return self._filtered("macs", self._preferred_macs)
-
-    @property
-    def preferred_compression(self) -> tuple[str, ...]:
-        """Compression methods offered: never plain ``zlib``, which starts before authentication.
-
-        ``zlib@openssh.com`` starts after it (SECURITY.md; OpenSSH's sshd
-        offers no plain zlib either), so ``use_compression(True)`` offers
-        ``zlib@openssh.com,none`` even though ``_preferred_compression`` is
-        paramiko's ``("zlib@openssh.com", "zlib", "none")``.
-        """
-        offered = self._filtered("compression", self._preferred_compression)
-        return tuple(name for name in offered if name != "zlib")
-
-    @property
-    def packetizer(self) -> Packetizer:
-        """paramiko's ``REKEY_BYTES`` / ``REKEY_PACKETS`` knobs, settable after start too."""
-        view: Packetizer | None = self.__dict__.get("_packetizer_view")
-        if view is None:
-            view = self.__dict__["_packetizer_view"] = Packetizer(self)
-        return view
-
-    def get_security_options(self) -> SecurityOptions:
-        """A view whose lists can be changed before ``start_server``."""
-        return SecurityOptions(self)
-
-    def use_compression(self, compress: bool = True) -> None:
-        """Offer zlib compression (only before ``start_server``)."""
-        self._preferred_compression = (
-            ("zlib@openssh.com", "zlib", "none") if compress else ("none",)
+    A server's connections all have the same settings, so the config is
+    built once and reused (the core never modifies it).
+    """
+    limit = transport.max_packet_size
+    if not MIN_PACKET_LIMIT <= limit <= MAX_PACKET_LIMIT:
+        raise ValueError(
+            f"max_packet_size must be {MIN_PACKET_LIMIT}-{MAX_PACKET_LIMIT} bytes "
+            f"(RFC 4253 §6.1), got {limit}"
         )
+    try:
+        key = _config_key(transport)
+        config = _CONFIGS.get(key)
+    except TypeError:  # an unhashable setting (say, a list): build it each time
+        return _build(transport)
+    if config is None:
+        config = _build(transport)
+        if len(_CONFIGS) >= _CONFIGS_CACHED:
+            _CONFIGS.clear()
+        _CONFIGS[key] = config
+    return config
 
-    def set_gss_host(
-        self, gss_host: Any, trust_dns: bool = True, gssapi_requested: bool = True
-    ) -> None:
-        """Accepted for paramiko 4.x code; geossh has no GSSAPI."""
 
-    def add_server_key(self, key: PKey) -> None:
-        """Add a host key (one per type; a later one replaces an earlier)."""
-        if not isinstance(key, PKey):  # say, a key loaded with paramiko
-            kind = f"{type(key).__module__}.{type(key).__qualname__}"
-            raise TypeError(f"host key must be a geossh key, not {kind}: load it with geossh")
-        if not key.can_sign():
-            raise SSHException("host key must include its private part")
-        self.server_key_dict[key.get_name()] = key
-        if key.get_name() == "ssh-rsa":
-            self.server_key_dict["rsa-sha2-256"] = key
-            self.server_key_dict["rsa-sha2-512"] = key
+def _config_key(t: Any) -> tuple[object, ...]:
+    # Everything _build reads. Keys and moduli by identity: the cached config
+    # holds them, so their ids stay unique meanwhile.
+    return (
+        t._preferred_kex,
+        t._preferred_keys,
+        t._preferred_pubkeys,
+        t._preferred_ciphers,
+        t._preferred_macs,
+        t._preferred_compression,
+        tuple(t.disabled_algorithms.items()),
+        tuple((name, id(key.ssh_key)) for name, key in t.server_key_dict.items()),
+        t.advertise_strict_kex,
+        t.server_sig_algs,
+        t.local_version,
+        id(type(t)._modulus_pack),
+        t.rekey_bytes,
+        t.rekey_seconds,
+        t.banner_timeout,
+        t.handshake_timeout,
+        t.auth_timeout,
+        t.max_auth_tries,
+        t.default_window_size,
+        t.default_max_packet_size,
+        t.max_channels,
+        t.max_packet_size,
+        t.max_version_line,
+        t.max_pre_version_lines,
+        t.max_pending_global_requests,
+        t.client_alive_interval,
+        t.client_alive_count_max,
+        t.unused_connection_timeout,
+    )
 
-    def get_server_key(self) -> PKey | None:
-        """The host key of the negotiated type (None before key exchange)."""
-        if self.host_key_type is None:
-            return None
-        return self.server_key_dict.get(self.host_key_type)
 
-    def set_subsystem_handler(self, name: str, handler: Any, *args: Any, **kwargs: Any) -> None:
-        """Register ``handler(channel, name, server, *args, **kwargs)`` for a subsystem."""
-        self.subsystem_table[name] = (handler, args, kwargs)
-
-    def _get_subsystem_handler(self, name: str) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-        return self.subsystem_table.get(name, (None, (), {}))
-
-    def _server_config(self) -> ServerConfig:
-        """The core's configuration; shared by every transport configured alike.
-
-        A server's connections all have the same settings, so the config is
-        built once and reused (the core never modifies it).
-        """
-        try:
-            key = self._config_key()
-            config = _CONFIGS.get(key)
-        except TypeError:  # an unhashable setting (say, a list): build it each time
-            return self._build_server_config()
-        if config is None:
-            config = self._build_server_config()
-            if len(_CONFIGS) >= _CONFIGS_CACHED:
-                _CONFIGS.clear()
-            _CONFIGS[key] = config
-        return config
-
-    def _config_key(self) -> tuple[object, ...]:
-        # Everything _build_server_config reads. Keys and moduli by identity:
-        # the cached config holds them, so their ids stay unique meanwhile.
-        return (
-            self._preferred_kex,
-            self._preferred_keys,
-            self._preferred_pubkeys,
-            self._preferred_ciphers,
-            self._preferred_macs,
-            self._preferred_compression,
-            tuple(self.disabled_algorithms.items()),
-            tuple((name, id(key.ssh_key)) for name, key in self.server_key_dict.items()),
-            self.advertise_strict_kex,
-            self.server_sig_algs,
-            self.local_version,
-            id(type(self)._modulus_pack),
-            self.rekey_bytes,
-            self.rekey_seconds,
-            self.banner_timeout,
-            self.handshake_timeout,
-            self.auth_timeout,
-            self.max_auth_tries,
-            self.default_window_size,
-            self.default_max_packet_size,
-            self.max_channels,
-        )
-
-    def _build_server_config(self) -> ServerConfig:
-        keys = {key.get_name(): key.ssh_key for key in self.server_key_dict.values()}
-        host_key_algs = tuple(
-            alg for alg in self.preferred_keys if not alg.endswith("-cert-v01@openssh.com")
-        )
-        prefs = algs.ServerPreferences(
-            kex=self.preferred_kex,
-            host_key=host_key_algs,
-            ciphers=self.preferred_ciphers,
-            macs=self.preferred_macs,
-            compression=self.preferred_compression,
-            strict_kex=self.advertise_strict_kex,
-        )
-        return ServerConfig(
-            host_keys=keys,
-            preferences=prefs,
-            server_version=self.local_version,
-            pubkey_algorithms=self.preferred_pubkeys,
-            server_sig_algs=self.preferred_pubkeys if self.server_sig_algs else (),
-            moduli=type(self)._modulus_pack or (),
-            rekey_bytes=self.rekey_bytes,
-            rekey_seconds=self.rekey_seconds,
-            banner_timeout=self.banner_timeout,
-            handshake_timeout=self.handshake_timeout,
-            auth_timeout=self.auth_timeout,
-            max_auth_tries=self.max_auth_tries,
-            default_window_size=self.default_window_size,
-            default_max_packet_size=self.default_max_packet_size,
-            max_channels=self.max_channels,
-        )
+def _build(t: Any) -> ServerConfig:
+    keys = {key.get_name(): key.ssh_key for key in t.server_key_dict.values()}
+    host_key_algs = tuple(
+        alg for alg in t.preferred_keys if not alg.endswith("-cert-v01@openssh.com")
+    )
+    prefs = algs.ServerPreferences(
+        kex=t.preferred_kex,
+        host_key=host_key_algs,
+        ciphers=t.preferred_ciphers,
+        macs=t.preferred_macs,
+        compression=t.preferred_compression,
+        strict_kex=t.advertise_strict_kex,
+    )
+    return ServerConfig(
+        host_keys=keys,
+        preferences=prefs,
+        server_version=t.local_version,
+        pubkey_algorithms=t.preferred_pubkeys,
+        server_sig_algs=t.preferred_pubkeys if t.server_sig_algs else (),
+        moduli=type(t)._modulus_pack or (),
+        rekey_bytes=t.rekey_bytes,
+        rekey_seconds=t.rekey_seconds,
+        banner_timeout=t.banner_timeout,
+        handshake_timeout=t.handshake_timeout,
+        auth_timeout=t.auth_timeout,
+        max_auth_tries=t.max_auth_tries,
+        default_window_size=t.default_window_size,
+        default_max_packet_size=t.default_max_packet_size,
+        max_channels=t.max_channels,
+        max_packet_size=t.max_packet_size,
+        max_version_line=max(64, t.max_version_line),
+        max_pre_version_lines=max(0, t.max_pre_version_lines),
+        max_pending_global_requests=max(1, t.max_pending_global_requests),
+        client_alive_interval=max(0.0, float(t.client_alive_interval)),
+        client_alive_count_max=max(0, int(t.client_alive_count_max)),
+        unused_connection_timeout=max(0.0, float(t.unused_connection_timeout)),
+    )

@@ -24,6 +24,7 @@ import gevent.pool
 import gevent.socket
 from gevent.event import Event
 
+from geossh._facade import settings, summary
 from geossh._facade.authentication import AuthBridge
 from geossh._facade.callbacks import (
     call,
@@ -35,18 +36,20 @@ from geossh._facade.common import (
     DEFAULT_WINDOW_SIZE,
 )
 from geossh._facade.dispatch import EventDispatcher, ReplyWaiter
-from geossh._facade.limits import ConnectionLimits
 from geossh._facade.message import Message
+from geossh._facade.packetizer import Packetizer
 from geossh._facade.pkey import PKey
 from geossh._facade.port import ConnectionPort
+from geossh._facade.security import SecurityOptions
 from geossh._facade.server import ServerInterface
-from geossh._facade.settings import TransportSettings
+from geossh._facade.settings import CORE_DEFAULTS as _CORE, Preferred
 from geossh._facade.util import ClosingContextManager
 from geossh._green.pump import ConnectionEnded, SocketPump
 from geossh._version import __version__
 from geossh.errors import ChannelException, RemoteProtocolError, SSHException
 from geossh.logtext import PrefixedLog, printable
 from geossh.proto import wire
+from geossh.proto.config import ServerConfig
 from geossh.proto.connection import Connection
 from geossh.proto.constants import DisconnectReason
 from geossh.proto.kex import load_moduli
@@ -75,13 +78,20 @@ def _cooperative(sock: Any) -> tuple[Any, Any]:
     return green, original
 
 
-class Transport(ConnectionLimits, TransportSettings, ClosingContextManager):
-    """One SSH connection, server side (paramiko.Transport)."""
+class Transport(ClosingContextManager):
+    """One SSH connection, server side (paramiko.Transport).
+
+    Composed of the core's ``Connection``, the ``SocketPump`` that drives
+    it, the ``EventDispatcher`` that answers its events and the
+    ``ConnectionPort`` its channels talk to; ``settings.server_config``
+    turns the attributes below into the core's configuration.
+    """
 
     # Slots, not a dict: an idle connection's 60-entry instance dict cost 1.6 KB.
-    # The mixins have no slots, so an instance ``__dict__`` (created on first
-    # use) keeps every other attribute settable: instance overrides of the
-    # class-level limits, attributes of subclasses and applications.
+    # ``ClosingContextManager`` has no slots, so an instance ``__dict__``
+    # (created on first use) keeps every other attribute settable: instance
+    # overrides of the class-level limits, attributes of subclasses and
+    # applications.
     __slots__ = (
         "_accept_event",
         "_auth",
@@ -154,6 +164,38 @@ class Transport(ConnectionLimits, TransportSettings, ClosingContextManager):
     _PROTO_ID = "2.0"
     _CLIENT_ID = f"geossh_{__version__}"
 
+    # paramiko's class-level algorithm tables: subclass Transport or assign to change them.
+    _preferred_kex = settings.PREFERRED_KEX
+    _preferred_keys = settings.PREFERRED_KEYS
+    _preferred_pubkeys = settings.PREFERRED_PUBKEYS
+    _preferred_ciphers = settings.PREFERRED_CIPHERS
+    _preferred_macs = settings.PREFERRED_MACS
+    _preferred_compression = settings.PREFERRED_COMPRESSION
+    _cipher_info = settings.CIPHER_INFO
+    _mac_info = settings.MAC_INFO
+    _key_info = settings.KEY_INFO
+    _kex_info = settings.KEX_INFO
+    _compression_info = settings.COMPRESSION_INFO
+    _modulus_pack: list[tuple[int, int]] | None = None
+    preferred_kex = Preferred("kex", "Kex algorithms offered (after ``disabled_algorithms``).")
+    preferred_keys = Preferred("keys", "Host-key algorithms offered.")
+    preferred_pubkeys = Preferred("pubkeys", "Public-key algorithms accepted for user auth.")
+    preferred_ciphers = Preferred("ciphers", "Ciphers offered.")
+    preferred_macs = Preferred("macs", "MACs offered.")
+    preferred_compression = Preferred("compression", "Compression offered (never plain zlib).")
+
+    # Limits: instance assignments override these (docs/limits.md; the core's defaults).
+    max_packet_size: int = _CORE.max_packet_size
+    max_version_line: int = _CORE.max_version_line
+    max_pre_version_lines: int = _CORE.max_pre_version_lines
+    max_pending_channels: int = 64  # = max_channels: lower it for apps that accept()
+    max_pending_global_requests: int = _CORE.max_pending_global_requests
+    # Liveness, read at start_server and checked by the core (proto/liveness.py).
+    client_alive_interval: float = _CORE.client_alive_interval
+    client_alive_count_max: int = _CORE.client_alive_count_max
+    unused_connection_timeout: float = _CORE.unused_connection_timeout
+    log_summary: bool = True  # geossh.Server logs its own line instead
+
     def __init__(
         self,
         sock: Any,
@@ -181,15 +223,15 @@ class Transport(ConnectionLimits, TransportSettings, ClosingContextManager):
         # Interned: one string for every connection, not a copy each.
         self.local_version = sys.intern(f"SSH-{self._PROTO_ID}-{self._CLIENT_ID}")
         self.remote_version = ""
-        self.banner_timeout = 15.0
-        self.handshake_timeout = 15.0
-        self.auth_timeout = 120.0  # login grace time (server side)
-        self.max_auth_tries = 6
-        self.max_channels = 64
-        self.channel_timeout = 3600.0
-        self.clear_to_send_timeout = 30.0
-        self.rekey_bytes = 1 << 30
-        self.rekey_seconds: float | None = 3600.0
+        self.banner_timeout = _CORE.banner_timeout
+        self.handshake_timeout = _CORE.handshake_timeout
+        self.auth_timeout = _CORE.auth_timeout  # login grace time (server side)
+        self.max_auth_tries = _CORE.max_auth_tries
+        self.max_channels = _CORE.max_channels
+        self.channel_timeout = 3600.0  # open_channel's wait for the client's answer
+        self.clear_to_send_timeout = 30.0  # a send's wait for a key exchange to end
+        self.rekey_bytes = _CORE.rekey_bytes
+        self.rekey_seconds: float | None = _CORE.rekey_seconds
         self.server_mode = False
         self.server_object: ServerInterface | None = None
         self.server_key_dict: dict[str, PKey] = {}
@@ -211,7 +253,11 @@ class Transport(ConnectionLimits, TransportSettings, ClosingContextManager):
         self._conn_id = next(_conn_ids)
         self._log_name = "geossh.transport"
         self._hexdump = False
-        self._init_limits()
+        self._keepalive = 0.0  # set_keepalive before start_server: applied then
+        self._started_at = time.monotonic()
+        self.auth_method: str | None = None
+        self.close_reason = ""
+        self.crashed = False
         self._channels: dict[int, Channel] = {}
         # Created by the first greenlet that waits for them (most never do).
         self._accept_event: Event | None = None
@@ -295,6 +341,79 @@ class Transport(ConnectionLimits, TransportSettings, ClosingContextManager):
             return getter()
         except OSError:
             return ("unknown", 0)
+
+    # -- settings (before start_server; settings.server_config reads them) -----------
+    @property
+    def packetizer(self) -> Packetizer:
+        """paramiko's ``REKEY_BYTES`` / ``REKEY_PACKETS`` knobs, settable after start too."""
+        view: Packetizer | None = self.__dict__.get("_packetizer_view")
+        if view is None:
+            view = self.__dict__["_packetizer_view"] = Packetizer(self)
+        return view
+
+    def get_security_options(self) -> SecurityOptions:
+        """A view whose lists can be changed before ``start_server``."""
+        return SecurityOptions(self)
+
+    def use_compression(self, compress: bool = True) -> None:
+        """Offer zlib@openssh.com compression (only before ``start_server``)."""
+        self._preferred_compression = settings.WITH_COMPRESSION if compress else ("none",)
+
+    def set_gss_host(
+        self, gss_host: Any, trust_dns: bool = True, gssapi_requested: bool = True
+    ) -> None:
+        """Accepted for paramiko 4.x code; geossh has no GSSAPI."""
+
+    def add_server_key(self, key: PKey) -> None:
+        """Add a host key (one per type; a later one replaces an earlier)."""
+        if not isinstance(key, PKey):  # say, a key loaded with paramiko
+            kind = f"{type(key).__module__}.{type(key).__qualname__}"
+            raise TypeError(f"host key must be a geossh key, not {kind}: load it with geossh")
+        if not key.can_sign():
+            raise SSHException("host key must include its private part")
+        self.server_key_dict[key.get_name()] = key
+        if key.get_name() == "ssh-rsa":
+            self.server_key_dict["rsa-sha2-256"] = key
+            self.server_key_dict["rsa-sha2-512"] = key
+
+    def get_server_key(self) -> PKey | None:
+        """The host key of the negotiated type (None before key exchange)."""
+        if self.host_key_type is None:
+            return None
+        return self.server_key_dict.get(self.host_key_type)
+
+    def set_subsystem_handler(self, name: str, handler: Any, *args: Any, **kwargs: Any) -> None:
+        """Register ``handler(channel, name, server, *args, **kwargs)`` for a subsystem."""
+        self.subsystem_table[name] = (handler, args, kwargs)
+
+    def _get_subsystem_handler(self, name: str) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        return self.subsystem_table.get(name, (None, (), {}))
+
+    def set_keepalive(self, interval: float) -> None:
+        """Send a keepalive global request every ``interval`` s (0: off; paramiko API).
+
+        No reply is asked for; for a dead-peer check use ``client_alive_interval``.
+        """
+        self._keepalive = float(interval)
+        if self._conn is not None:
+            self._conn.set_keepalive(self._keepalive, time.monotonic())
+
+    def _server_config(self) -> ServerConfig:
+        """The core's configuration these settings give (validated; shared when alike)."""
+        return settings.server_config(self)
+
+    # -- the closing summary (geossh.Server's log line and penalties) ----------------
+    def outcome(self) -> str:
+        """How the connection went: see ``geossh._facade.summary.outcome``."""
+        return summary.outcome(self)
+
+    def summary(self) -> dict[str, Any]:
+        """Facts about the connection for the closing log line (and for ``Server``)."""
+        return summary.summary(self)
+
+    def summary_text(self) -> str:
+        """The summary as one ``key=value`` line (values that come from the peer quoted)."""
+        return summary.summary_text(self)
 
     @staticmethod
     def load_server_moduli(filename: str | None = None) -> bool:

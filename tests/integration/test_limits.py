@@ -23,7 +23,7 @@ import gevent.socket
 import pytest
 
 import geossh
-from geossh._facade.limits import MIN_PACKET_LIMIT
+from geossh._facade.settings import MIN_PACKET_LIMIT
 from geossh.proto.constants import MSG, DisconnectReason
 from geossh.proto.wire import Reader, boolean, string, u32
 from geossh.runner.server import Server
