@@ -87,25 +87,13 @@ class EventDispatcher:
             chan._feed_parts(event.parts, event.stream)
 
     def _on_version(self, event: ev.VersionReceived) -> None:
-        t = self.transport
-        t.remote_version = event.version
         version, _, client = event.version[4:].partition("-")
-        t.logger.info("Connected (version %s, client %s)", printable(version), printable(client))
+        log = self.transport.logger
+        log.info("Connected (version %s, client %s)", printable(version), printable(client))
 
     def _on_kex(self, event: ev.KexCompleted) -> None:
         t = self.transport
-        core = t._conn.transport
-        negotiated = core.negotiated
-        assert negotiated is not None
-        t.session_id = core.session_id
-        t.host_key_type = negotiated.host_key
-        t.local_cipher, t.remote_cipher = negotiated.cipher_s2c, negotiated.cipher_c2s
-        t.local_mac, t.remote_mac = negotiated.mac_s2c, negotiated.mac_c2s
-        t.local_compression = negotiated.compression_s2c
-        t.remote_compression = negotiated.compression_c2s
-        t.agreed_on_strict_kex = core.strict_kex
         if event.initial:
-            t.initial_kex_done = True
             if t.observer is not None:
                 t.observer.kex_done(t)
             if t.completion_event is not None:
@@ -131,7 +119,6 @@ class EventDispatcher:
 
     def _on_auth_success(self, event: ev.AuthSucceeded) -> None:
         t = self.transport
-        t.authenticated = True
         t.auth_method = event.method
         t._auth = None  # the core ignores any further request (RFC 4252 §5.1)
         if t.on_authenticated is not None:

@@ -78,6 +78,20 @@ def _cooperative(sock: Any) -> tuple[Any, Any]:
     return green, original
 
 
+class _InEffect:
+    """A read-only view of one algorithm the current keys use (``before`` until then)."""
+
+    def __init__(self, field: str, before: str | None, doc: str) -> None:
+        self.field, self.before, self.__doc__ = field, before, doc
+
+    def __get__(self, transport: Any, owner: type | None = None) -> Any:
+        if transport is None:
+            return self
+        core = transport._conn
+        agreed = core.transport.in_effect if core is not None else None
+        return getattr(agreed, self.field) if agreed is not None else self.before
+
+
 class Transport(ClosingContextManager):
     """One SSH connection, server side (paramiko.Transport).
 
@@ -116,10 +130,8 @@ class Transport(ClosingContextManager):
         "_started_at",
         "active",
         "advertise_strict_kex",
-        "agreed_on_strict_kex",
         "auth_method",
         "auth_timeout",
-        "authenticated",
         "banner_timeout",
         "channel_timeout",
         "clear_to_send_timeout",
@@ -131,12 +143,7 @@ class Transport(ClosingContextManager):
         "default_window_size",
         "disabled_algorithms",
         "handshake_timeout",
-        "host_key_type",
         "hostname",
-        "initial_kex_done",
-        "local_cipher",
-        "local_compression",
-        "local_mac",
         "local_version",
         "logger",
         "max_auth_tries",
@@ -146,17 +153,12 @@ class Transport(ClosingContextManager):
         "peer_address",
         "rekey_bytes",
         "rekey_seconds",
-        "remote_cipher",
-        "remote_compression",
-        "remote_mac",
-        "remote_version",
         "saved_exception",
         "server_accepts",
         "server_key_dict",
         "server_mode",
         "server_object",
         "server_sig_algs",
-        "session_id",
         "sock",
         "subsystem_table",
     )
@@ -219,10 +221,8 @@ class Transport(ClosingContextManager):
         self.disabled_algorithms = {k: tuple(v) for k, v in (disabled_algorithms or {}).items()}
         self.server_sig_algs = server_sig_algs
         self.advertise_strict_kex = strict_kex
-        self.agreed_on_strict_kex = False
         # Interned: one string for every connection, not a copy each.
         self.local_version = sys.intern(f"SSH-{self._PROTO_ID}-{self._CLIENT_ID}")
-        self.remote_version = ""
         self.banner_timeout = _CORE.banner_timeout
         self.handshake_timeout = _CORE.handshake_timeout
         self.auth_timeout = _CORE.auth_timeout  # login grace time (server side)
@@ -238,14 +238,7 @@ class Transport(ClosingContextManager):
         self.server_accepts: list[Channel] = []
         self.subsystem_table: dict[str, tuple[Any, tuple[Any, ...], dict[str, Any]]] = {}
         self.active = False
-        self.authenticated = False
-        self.initial_kex_done = False
         self.hostname = None
-        self.session_id: bytes | None = None
-        self.host_key_type: str | None = None
-        self.local_cipher = self.remote_cipher = ""
-        self.local_mac = self.remote_mac = ""
-        self.local_compression = self.remote_compression = "none"
         self.completion_event: Any = None
         self.saved_exception: BaseException | None = None
         self._name: str | None = None  # see ``name``
@@ -282,6 +275,41 @@ class Transport(ClosingContextManager):
         self.on_authenticated: Any = None
         self.observer: Any = None  # a geossh.observer.Observer
         self.logger = PrefixedLog(logging.getLogger(self._log_name), self._prefix())
+
+    # -- the core's state, read through (never a copy that could disagree) --------
+    @property
+    def authenticated(self) -> bool:
+        """True once the client authenticated."""
+        return self._conn is not None and self._conn.auth.authenticated
+
+    @property
+    def initial_kex_done(self) -> bool:
+        """True once the first key exchange completed."""
+        return self._conn is not None and self._conn.transport.initial_kex_done
+
+    @property
+    def session_id(self) -> bytes | None:
+        """The exchange hash of the first key exchange (None before it)."""
+        return self._conn.transport.session_id if self._conn is not None else None
+
+    @property
+    def remote_version(self) -> str:
+        """The client's identification line ("" before it arrived)."""
+        core = self._conn
+        return (core.transport.client_version or "") if core is not None else ""
+
+    @property
+    def agreed_on_strict_kex(self) -> bool:
+        """True if both sides agreed on strict key exchange (the Terrapin fix)."""
+        return self._conn is not None and self._conn.transport.strict_kex
+
+    host_key_type = _InEffect("host_key", None, "The host-key algorithm (None before kex).")
+    local_cipher = _InEffect("cipher_s2c", "", "The cipher we send with.")
+    remote_cipher = _InEffect("cipher_c2s", "", "The cipher the client sends with.")
+    local_mac = _InEffect("mac_s2c", "", "The MAC we send with.")
+    remote_mac = _InEffect("mac_c2s", "", "The MAC the client sends with.")
+    local_compression = _InEffect("compression_s2c", "none", "Compression we send with.")
+    remote_compression = _InEffect("compression_c2s", "none", "Compression the client uses.")
 
     # -- identity and logging -------------------------------------------------
     @property

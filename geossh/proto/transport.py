@@ -132,7 +132,8 @@ class TransportLayer:
         self.client_version: str | None = None
         self.session_id: bytes | None = None
         self._host_key_blob: bytes | None = None
-        self.negotiated: Negotiated | None = None
+        self.negotiated: Negotiated | None = None  # of the latest KEXINIT exchange
+        self.in_effect: Negotiated | None = None  # what the current keys use (since NEWKEYS)
         self.initial_kex_done = False
         self.strict_kex = False
         self.closed = False
@@ -521,6 +522,7 @@ class TransportLayer:
         self._held_control = 0
         initial = not self.initial_kex_done
         self.initial_kex_done = True
+        self.in_effect = self.negotiated
         self.events.append(KexCompleted(initial))
         # Data sent while the peer's NEWKEYS was on its way counts under the
         # new keys; if it already exceeds the limit, re-key again at once.
