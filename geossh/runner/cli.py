@@ -291,8 +291,13 @@ def serve(args: argparse.Namespace) -> int:
     if info["exposed"]:
         logging.getLogger("geossh.serve").warning("%s", info["exposed"])
     _announce(server, info)
+    from geossh.runner.workers import StartError
+
     try:
         server.serve_forever()
+    except StartError as exc:
+        print(f"geossh: error: {exc}", file=sys.stderr)
+        return 1
     finally:
         if metrics is not None and not server._handed_over:  # else the next generation's
             from geossh.runner.metrics import remove_multiprocess
