@@ -442,10 +442,10 @@ class _Supervisor:
         self._abandon()
         for child in self.children.values():
             self._hang_up(child)
-        self._kill_all(signal.SIGUSR1)
         _close(self._groups())  # the new generation (or nobody) accepts from them now
         self.listeners = []
         self.server.sockets = []
+        self._kill_all(signal.SIGUSR1)
 
     def _groups(self) -> list[list[socket.socket]]:
         """The distinct listening socket groups (one per worker, or the one shared)."""

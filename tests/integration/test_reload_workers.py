@@ -89,7 +89,9 @@ def test_upgrade_with_workers_and_failed_ones_keep_the_old(
     assert greet(client)[0] == "v1"
     hold.round()
     greeting.write_text('ANSWER = "version 2"\n')
-    second = service.reload()
+    assert client.run("reload").stdout.endswith(b"\nTrue\n")  # Server.reload() in a worker
+    second = int(service.notify.next("READY")["MAINPID"])
+    service._adopt(second)
     service.wait_line("draining: ", count=2)
     answer, pid = greet(client)
     assert answer == "version 2" and pid in children(second)
