@@ -159,6 +159,8 @@ def _limits(server: Server) -> tuple[SharedLimits, int]:
 
 @dataclass
 class _Child:
+    """A forked worker: its index, start time and start channel."""
+
     index: int
     started: float
     channel: socket.socket | None  # until it is told to go (or died first)
@@ -170,6 +172,8 @@ def _noop(signum: int, frame: FrameType | None) -> None:
 
 
 class _Supervisor:
+    """The parent of the workers: forks, restarts, reloads, drains and stops them."""
+
     def __init__(self, server: Server) -> None:
         self.server = server
         self.count = server.workers
