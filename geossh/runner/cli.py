@@ -291,10 +291,17 @@ def serve(args: argparse.Namespace) -> int:
     if info["exposed"]:
         logging.getLogger("geossh.serve").warning("%s", info["exposed"])
     _announce(server, info)
+    from geossh.runner.workers import StartError
+
+    gave_up = False
     try:
         server.serve_forever()
+    except StartError as exc:  # a new generation's worker failed: the old one serves on
+        gave_up = True
+        print(f"geossh: error: {exc}", file=sys.stderr)
+        return 1
     finally:
-        if metrics is not None and not server._handed_over:  # else the next generation's
+        if metrics is not None and not server._handed_over and not gave_up:  # else still used
             from geossh.runner.metrics import remove_multiprocess
 
             remove_multiprocess()

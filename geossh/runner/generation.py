@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import gevent
@@ -38,31 +39,36 @@ if TYPE_CHECKING:
 log = logging.getLogger("geossh.server")
 
 
-def status(server: Server, workers: int = 1) -> str:
-    """The STATUS= line of a serving generation."""
+def status(server: Server) -> str:
+    """The STATUS= line of a serving generation (a supervisor's counts its workers)."""
     from geossh.runner.server import _show
 
     where = ", ".join(_show(address) for address in server.addresses)
-    extra = f", {workers} workers" if workers > 1 else ""
+    extra = f", {server.workers} workers" if server.workers > 1 else ""
     return f"serving on {where} (pid {os.getpid()}{extra})"
 
 
-def serve(server: Server, worker: bool = False) -> None:
+def serve(server: Server, worker: Callable[[], bool] | None = None) -> None:
     """Start, tell the service manager, and serve until stopped or drained.
 
     The signal handlers are in place before READY=1 is sent: the next
     reload's SIGHUP may come the moment the service manager hears it.
-    A worker of ``geossh.runner.workers`` (``worker=True``) neither reloads nor
-    notifies: its supervisor is the service's main process.
+    A worker of ``geossh.runner.workers`` neither reloads nor notifies (its
+    supervisor is the service's main process): ``worker`` is called before
+    it accepts, and returns whether to go on (False: stopped meanwhile).
     """
-    notifier = server.notifier = Notifier(None) if worker else Notifier.from_environment()
+    notifier = server.notifier = (
+        Notifier(None) if worker is not None else Notifier.from_environment()
+    )
+    if server.previous_generation is not None and worker is None:
+        gevent.spawn(server.release_when_gone, *server.previous_generation)
     reloads = gevent.pool.Group()
     actions = {
         signal.SIGTERM: lambda: _stop(server),
         signal.SIGINT: lambda: _stop(server),
         signal.SIGUSR1: lambda: gevent.spawn(server.drain),
     }
-    if not worker:
+    if worker is None:
         actions[signal.SIGHUP] = lambda: reloads.spawn(reload, server)
     handlers = []
     for signum, action in actions.items():
@@ -72,6 +78,8 @@ def serve(server: Server, worker: bool = False) -> None:
             break
     watchdog = None
     try:
+        if worker is not None and not worker():
+            return
         server.start()
         notifier.ready(status(server))
         if notifier.watchdog_interval:

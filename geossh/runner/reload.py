@@ -30,7 +30,7 @@ import signal
 import socket
 import struct
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from geossh.runner.systemd import FIRST_FD, Notifier
@@ -57,18 +57,21 @@ class Successor:
         sockets: Sequence[socket.socket],
         notifier: Notifier,
         names: Sequence[str] = (),
-        limits: tuple[int, int] | None = None,
+        limits: tuple[int, int, range] | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> Successor:
         """Fork and exec the program again with ``sockets`` as its inherited listeners.
 
-        ``limits``: (fd, slot) of the ``geossh.runner.shared`` segment the new
-        generation counts its connections in (passed after the sockets).
+        ``limits``: (fd, first slot, the slots this generation holds) of the
+        ``geossh.runner.shared`` segment the new generation counts its
+        connections in (passed after the sockets). ``extra``: more variables.
         """
         name = f"@geossh-handover-{os.getpid()}-{secrets.token_hex(8)}"
         handover = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         handover.bind("\0" + name[1:])
         handover.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # who sent each message
-        env = {**os.environ, **notifier.environment(), "GEOSSH_HANDOVER_SOCKET": name}
+        env = {**os.environ, **notifier.environment(), **(extra or {})}
+        env["GEOSSH_HANDOVER_SOCKET"] = name
         env["LISTEN_FDS"] = str(len(sockets))
         env["LISTEN_FDNAMES"] = ":".join(names) if names else ":".join("ssh" for _ in sockets)
         argv = [sys.executable, *sys.orig_argv[1:]]
@@ -76,7 +79,8 @@ class Successor:
         if limits is not None:
             env["GEOSSH_LIMITS_FD"] = str(FIRST_FD + len(fds))
             env["GEOSSH_LIMITS_SLOT"] = str(limits[1])
-            env["GEOSSH_LIMITS_PREVIOUS"] = str(os.getpid())
+            held = limits[2]
+            env["GEOSSH_LIMITS_PREVIOUS"] = f"{os.getpid()}:{held.start}:{held.stop}"
             fds.append(limits[0])
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
@@ -102,25 +106,48 @@ class Successor:
 
         On READY the pidfd stays open for ``join()``.
         """
-        ready = False
+        deadline = _clock() + timeout
         try:
-            deadline = _clock() + timeout
             while True:
                 left = deadline - _clock()
                 if left <= 0:
-                    self.kill()
-                    return f"new generation (pid {self.pid}) not ready within {timeout:g} s"
-                readable, _, _ = select([self._handover, self._pidfd], [], [], left)
-                if self._handover in readable and self._ready():
-                    ready = True
-                    return None
-                if self._pidfd in readable:
-                    how = _ended(self.pid) or "see its log lines above"
-                    return f"new generation (pid {self.pid}) exited before it was ready ({how})"
-        finally:
+                    return self.expire(timeout)
+                readable, _, _ = select(self.fds(), [], [], left)
+                done, failure = self.poll(readable)
+                if done:
+                    return failure
+        except BaseException:
+            self.close()
+            raise
+
+    def fds(self) -> list[Any]:
+        """What to select on while it starts (its handover socket and its pidfd)."""
+        return [self._handover, self._pidfd]
+
+    def poll(self, readable: Collection[Any]) -> tuple[bool, str | None]:
+        """(done, why it failed) after a select on ``fds()``: (False, None) while it starts.
+
+        Done, the handover socket is closed; on a failure the pidfd too.
+        """
+        if self._handover in readable and self._ready():
             self._handover.close()
-            if not ready:
-                self.close()
+            return True, None
+        if self._pidfd in readable:
+            how = _ended(self.pid) or "see its log lines above"
+            self.close()
+            return True, f"new generation (pid {self.pid}) exited before it was ready ({how})"
+        return False, None
+
+    def expire(self, timeout: float) -> str:
+        """Not ready within ``timeout``: kill it (it serves nothing yet); why it failed."""
+        self.kill()
+        self.close()
+        return f"new generation (pid {self.pid}) not ready within {timeout:g} s"
+
+    @property
+    def pidfd(self) -> int:
+        """Readable once the successor has exited (-1 once closed)."""
+        return self._pidfd
 
     def join(self, select: Select) -> str:
         """Wait until the successor (which took over) exits; reap it; how it ended."""
@@ -185,6 +212,11 @@ def _ended(pid: int) -> str | None:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:  # reaped by someone else (gevent's SIGCHLD watcher)
         return None
+    return describe(status)
+
+
+def describe(status: int) -> str:
+    """``killed by SIGKILL`` or ``status 3`` for a ``waitpid`` status."""
     if os.WIFSIGNALED(status):
         return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"status {os.waitstatus_to_exitcode(status)}"

@@ -49,6 +49,7 @@ import ipaddress
 import logging
 import os
 import random
+import signal
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -84,6 +85,8 @@ FULL_LINE = b"Too many connections; try again later\r\n"
 #: Slots of the segment a single process shares with the generations a reload starts.
 GENERATIONS = 4
 _LIMITS_ENV = ("GEOSSH_LIMITS_FD", "GEOSSH_LIMITS_SLOT", "GEOSSH_LIMITS_PREVIOUS")
+#: How many per-worker groups the inherited listening sockets form (a supervisor's reload).
+GROUPS_ENV = "GEOSSH_WORKER_SOCKETS"
 
 
 #: What ``Server`` turns off on top of the Transport's defaults: the NIST
@@ -187,6 +190,21 @@ def bind(address: Address, backlog: int = 128) -> socket.socket:
     sock.listen(backlog)
     sock.setblocking(False)
     return sock
+
+
+def next_slots(own: range, total: int) -> int:
+    """The first limit slot of the next generation: after ``own``, else from 0 (same size)."""
+    after = own.stop
+    return after if after + len(own) <= total else 0
+
+
+def _previous(text: str, slot: int, total: int) -> tuple[int, range]:
+    """``GEOSSH_LIMITS_PREVIOUS``: ``pid:start:stop`` (its slots), or a single process's pid."""
+    parts = [int(part) for part in text.split(":")] if text else [0]
+    if len(parts) == 3 and 0 <= parts[1] < parts[2] <= total:
+        return parts[0], range(parts[1], parts[2])
+    before = (slot - 1) % total
+    return parts[0], range(before, before + 1)
 
 
 def _show(address: Any) -> str:
@@ -332,6 +350,9 @@ class Server:
         self.clock: Callable[[], float] = time.monotonic
         self.sockets: list[socket.socket] = []
         self.socket_names: list[str] = []  # as LISTEN_FDNAMES gave them
+        self.worker_sockets: list[list[socket.socket]] = []  # inherited: one group per worker
+        self.previous_generation: tuple[int, range] | None = None  # its pid, its limit slots
+        self._supervisor_pid: int | None = None  # with workers: who reloads (SIGHUP)
         self.notifier: Notifier | None = None
         self._reloading = False
         self._successor: Any = None  # a new generation while it starts (geossh.runner.reload)
@@ -371,42 +392,65 @@ class Server:
     def _adopt_inherited(self) -> bool:
         """Serve on sockets passed by systemd or a reload (LISTEN_FDS); bind nothing."""
         limits = {name: os.environ.pop(name, "") for name in _LIMITS_ENV}
+        groups = os.environ.pop(GROUPS_ENV, "")
         inherited = systemd.listen_sockets()
         if not inherited:
             return False
         if limits["GEOSSH_LIMITS_FD"]:  # a reload: count with the generation before
             self._adopt_limits(limits)
-        self.sockets = [sock for sock, _ in inherited]
-        self.socket_names = [name for _, name in inherited]
+        self.worker_sockets = self._groups(inherited, groups)
+        self.sockets = list(self.worker_sockets[0])
+        self.socket_names = [name for _, name in inherited[: len(self.sockets)]]
         self.addresses = [sock.getsockname()[:2] for sock in self.sockets]
-        log.info("inherited %d listening socket(s): %s", len(self.sockets),
-                 ", ".join(self.socket_names))  # fmt: skip
+        log.info("inherited %d listening socket(s): %s", len(inherited),
+                 ", ".join(name for _, name in inherited))  # fmt: skip
         return True
+
+    def _groups(
+        self, inherited: list[tuple[socket.socket, str]], groups: str
+    ) -> list[list[socket.socket]]:
+        """The inherited sockets as one group per worker (a reload of workers), else one group.
+
+        Groups past this server's worker count are closed (a reload to fewer workers).
+        """
+        socks = [sock for sock, _ in inherited]
+        count = int(groups) if groups.isdigit() and int(groups) > 0 else 1
+        if len(socks) % count:
+            log.warning("reload: %d sockets in %d groups? one group", len(socks), count)
+            count = 1
+        size = len(socks) // count
+        split = [socks[at : at + size] for at in range(0, len(socks), size)]
+        for extra in split[self.workers :]:
+            log.warning("reload: %d worker(s) now; closing a listening socket group", self.workers)
+            for sock in extra:
+                sock.close()
+        return split[: self.workers]
 
     def _adopt_limits(self, limits: dict[str, str]) -> None:
         """Join the previous generation's shared segment (its fd comes after the sockets)."""
         fd = -1
         try:
             fd, slot = int(limits["GEOSSH_LIMITS_FD"]), int(limits["GEOSSH_LIMITS_SLOT"])
-            previous = int(limits["GEOSSH_LIMITS_PREVIOUS"] or 0)
             os.set_inheritable(fd, False)
             shared = SharedLimits.adopt(fd)
-            if not 0 <= slot < shared.workers:
-                raise ValueError(f"slot {slot} out of range")
+            previous = _previous(limits["GEOSSH_LIMITS_PREVIOUS"], slot, shared.workers)
+            if not 0 <= slot <= shared.workers - self.workers:
+                raise ValueError(f"slots {slot}+{self.workers} out of range")
         except (ValueError, OSError) as exc:
             log.warning("reload: not sharing limits with the previous generation: %s", exc)
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             return
-        shared.clear_worker(slot)  # a generation GENERATIONS reloads ago may have died in it
+        for stale in range(slot, slot + self.workers):  # a generation long ago died in them?
+            shared.clear_worker(stale)
         self.share(shared, slot)
-        log.info("sharing connection limits with the previous generation (pid %d)", previous)
-        if previous > 0:
-            gevent.spawn(self._release_when_gone, previous, (slot - 1) % shared.workers)
+        log.info("sharing connection limits with the previous generation (pid %d)", previous[0])
+        if previous[0] > 0:
+            self.previous_generation = previous
 
-    def _release_when_gone(self, pid: int, slot: int) -> None:
-        """When the previous generation exits (even SIGKILLed), give its slot back."""
+    def release_when_gone(self, pid: int, slots: range) -> None:
+        """When the previous generation exits (even SIGKILLed), give its slots back."""
         import gevent.select
 
         try:
@@ -418,19 +462,23 @@ class Server:
                 gevent.select.select([pidfd], [], [])
             finally:
                 os.close(pidfd)
-        if self.shared is not None:
-            held = self.shared.clear_worker(slot)
-            if any(held):
-                log.info("previous generation (pid %d) gone: released %d connection(s)",
-                         pid, held[0])  # fmt: skip
+        self.release(pid, slots)
 
-    def share_for_reload(self) -> tuple[int, int]:
-        """(fd, slot) of the segment the next generation counts in; made now if needed.
+    def release(self, pid: int, slots: range) -> None:
+        """Zero the limit slots of the previous generation ``pid``, which has exited."""
+        if self.shared is None:
+            return
+        held = sum(self.shared.clear_worker(slot)[0] for slot in slots)
+        if held:
+            log.info("previous generation (pid %d) gone: released %d connection(s)", pid, held)
+
+    def share_for_reload(self) -> tuple[int, int, range]:
+        """(fd, first slot, own slots) of the segment the next generation counts in.
 
         A single process counts in its own memory until its first reload;
         then its counts and penalties move into a ``geossh.runner.shared`` segment
         that each later generation inherits, so old and new generations
-        share one budget.
+        share one budget. The segment is made now if needed.
         """
         if self.shared is None:
             shared = SharedLimits.create(GENERATIONS, capacity_for(self.sources))
@@ -441,7 +489,8 @@ class Server:
                 if isinstance(local, SourceLimits) and isinstance(self.sources, SharedSources):
                     self.sources.load(local, self.clock())
         assert self.shared is not None
-        return self.shared.fd, (self.worker_index + 1) % self.shared.workers
+        own = range(self.worker_index, self.worker_index + 1)
+        return self.shared.fd, next_slots(own, self.shared.workers), own
 
     @property
     def port(self) -> int:
@@ -475,11 +524,17 @@ class Server:
 
         The new generation runs freshly imported code; once it accepts, this
         one stops accepting and drains. Returns whether the new generation
-        took over (False: this one goes on). Not supported with workers > 1.
+        took over (False: this one goes on). With workers, it asks the supervisor
+        (SIGHUP, which does the same for all workers) and returns True at once:
+        the outcome is in the supervisor's log (and told to the service manager).
         """
-        if self.workers > 1:
-            log.warning("reload ignored: not supported with workers > 1 (restart instead)")
-            return False
+        if self._supervisor_pid is not None:
+            log.info("reload: asking the supervisor (pid %d)", self._supervisor_pid)
+            try:
+                os.kill(self._supervisor_pid, signal.SIGHUP)
+            except ProcessLookupError:
+                return False
+            return True
         return generation.reload(self)
 
     def drain(self, limit: float | None = None) -> None:

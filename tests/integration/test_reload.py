@@ -34,6 +34,7 @@ import pytest
 from gevent.event import Event
 
 from tests.conftest import require
+from tests.integration.test_worker_limits import Flood
 from tests.server_kit import ROOT, SSH_OPTIONS, python_env, run, ssh_argv
 from tests.support import in_thread
 
@@ -50,6 +51,8 @@ while True:
         break
 """
 MAX_DIALS = 400  # bound on the connection loop
+MAX_PROBES = 3000  # bound on the 20 ms connection loop (a minute)
+PROBE_EVERY = 0.02
 ROUND = 256 * 1024  # bytes through the long `cat` session per round
 
 
@@ -455,69 +458,197 @@ def serve_cli(tmp_path: Path, keydir: Path, *flags: str) -> Service:
     return Service(argv)
 
 
-def test_sessions_survive_three_reloads(tmp_path: Path, keydir: Path, closing: list[Any]) -> None:
-    """A cat stream, a -tt shell, a -L forward and sftp live through 3 reloads in a row.
+class Prober:
+    """A new TCP connection every 20 ms (at most MAX_PROBES): each must get the version line.
 
-    Meanwhile two loops of new connections see no failure; the generations
-    in between exit once their short connections end, the first once its
-    sessions end.
+    A refused, reset or silent connection attempt is a failure (kept with what it got).
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.answered = 0
+        self.failures: list[Any] = []
+        self._stop = False
+        self.greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        for _ in range(MAX_PROBES):
+            if self._stop:
+                break
+            flood = Flood(self.port)
+            try:
+                first: Any = flood.open(1)[0]
+            except OSError as exc:
+                first = exc
+            finally:
+                flood.close()
+            if isinstance(first, bytes) and first.startswith(b"SSH-2.0-"):
+                self.answered += 1
+            else:
+                self.failures.append(first)
+            gevent.sleep(PROBE_EVERY)  # pacing, not synchronisation
+
+    def stop(self) -> None:
+        self._stop = True
+        self.greenlet.get(timeout=60)
+
+    def close(self) -> None:
+        self.greenlet.kill()
+
+
+class Sessions:
+    """20 long sessions on one generation: 8 ``cat`` streams, 4 with a ``-L`` forward (a
+    forwarded connection each), 4 ``-tt`` shells, 4 ``sftp`` sessions (a file each)."""
+
+    def __init__(self, client: Client, tmp_path: Path, echo: Echo, closing: list[Any]) -> None:
+        self.tmp_path = tmp_path
+        paths = [tmp_path / f"forward{i}.sock" for i in range(4)]
+        forwards = [["-L", f"{path}:127.0.0.1:{echo.port}"] for path in paths]
+        started = [gevent.spawn(Stream, client, extra=extra) for extra in [[]] * 4 + forwards]
+        started += [gevent.spawn(Shell, client) for _ in range(4)]
+        started += [gevent.spawn(Sftp, client) for _ in range(4)]
+        gevent.joinall(started, timeout=30)
+        items = [greenlet.get(block=False) for greenlet in started]
+        closing.extend(items)
+        self.streams: list[Stream] = items[:8]
+        self.shells: list[Shell] = items[8:12]
+        self.sftps: list[Sftp] = items[12:]
+        self.forwarded = [Forwarded(path) for path in paths]
+        closing.extend(self.forwarded)
+        self.files = []
+        for index, sftp in enumerate(self.sftps):
+            source = tmp_path / f"upload{index}.bin"
+            source.write_bytes(secrets.token_bytes(200_000))
+            sftp.do(f"put {source} up{index}.bin")
+            self.files.append(source)
+        self.rounds = 0
+
+    def servers(self) -> set[int]:
+        """The pids of the processes running the sessions' commands and shells."""
+        return {int(stream.first) for stream in self.streams} | {
+            shell.parent() for shell in self.shells
+        }
+
+    def round(self) -> None:
+        """Data through every session, checked byte for byte (all at once)."""
+        self.rounds += 1
+        work = [gevent.spawn(stream.round, 64 * 1024) for stream in self.streams]
+        work += [gevent.spawn(forwarded.round) for forwarded in self.forwarded]
+        work += [gevent.spawn(self._fetch, index) for index in range(len(self.sftps))]
+        gevent.joinall(work, timeout=60)
+        for greenlet in work:
+            greenlet.get(block=False)
+
+    def _fetch(self, index: int) -> None:
+        down = self.tmp_path / f"down{index}-{self.rounds}.bin"
+        self.sftps[index].do(f"get up{index}.bin {down}")
+        assert down.read_bytes() == self.files[index].read_bytes()
+
+    def end(self) -> None:
+        """End every session; each ends cleanly (exit status 0)."""
+        for forwarded in self.forwarded:
+            forwarded.close()
+        ends = [gevent.spawn(item.end) for item in [*self.streams, *self.shells]]
+        ends += [gevent.spawn(sftp.quit) for sftp in self.sftps]
+        gevent.joinall(ends, timeout=60)
+        assert [greenlet.get(block=False) for greenlet in ends] == [0] * len(ends)
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (none once it has exited)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def listening(port: int) -> set[int]:
+    """Inodes of the listening TCP sockets on 127.0.0.1:``port`` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":
+            found.add(int(fields[9]))
+    return found
+
+
+def held(pid: int) -> set[int]:
+    """Inodes of the sockets process ``pid`` has open."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def survive_reloads(
+    tmp_path: Path, keydir: Path, closing: list[Any], workers: int, reloads: int
+) -> None:
+    """20 long sessions on the first generation stay up through ``reloads`` reloads in a row.
+
+    Meanwhile a TCP connection every 20 ms and a loop of ssh logins see no failure;
+    the same kernel listening sockets (one per worker) serve throughout and no
+    old generation holds one after it drained; the generations in between exit
+    once their short connections end, the first once its sessions end.
     """
     require("sftp")
-    service = serve_cli(tmp_path, keydir, "--forwarding")
+    flags = ["--forwarding", "--per-source-penalties", "no", "--max-startups", "100:30:200"]
+    service = serve_cli(tmp_path, keydir, *flags, "--workers", str(workers))
     closing.append(service)
     first = service.start().main
+    sockets = listening(service.port)
+    assert len(sockets) == workers
     client = Client(keydir, service.port)
     echo = Echo()
     closing.append(echo)
-    forward = tmp_path / "forward.sock"
-    stream = Stream(client, extra=["-L", f"{forward}:127.0.0.1:{echo.port}"])
-    closing.append(stream)
-    assert stream.first == str(first)  # printed after the forward's listener exists
-    held = Forwarded(forward)  # one forwarded connection kept open throughout
-    closing.append(held)
-    shell = Shell(client)
-    closing.append(shell)
-    assert shell.parent() == first
-    source = tmp_path / "upload.bin"
-    source.write_bytes(secrets.token_bytes(300_000))
-    sftp = Sftp(client)
-    closing.append(sftp)
-    sftp.do(f"put {source} up.bin")
-    dialers = [Dialer(client) for _ in range(2)]
-    dialers[0].more()
-    stream.round()
-    held.round()
-    for _ in range(3):
+    sessions = Sessions(client, tmp_path, echo, closing)
+    first_servers = sessions.servers()
+    assert first_servers <= {first, *children(first)}
+    prober, dialer = Prober(service.port), Dialer(client)
+    closing.append(prober)
+    for done in range(1, reloads + 1):
         service.reload()
-        for dialer in dialers:
-            dialer.more(2)
-        stream.round()
-        held.round()
-        assert shell.parent() == first
-        fresh = Forwarded(forward)  # a new channel on the old connection
-        fresh.round()
-        fresh.close()
-    service.wait_line("draining: ", count=3)  # each old generation stopped accepting
-    for dialer in dialers:
-        dialer.stop()
-        assert dialer.failures == [] and set(dialer.answers) == {b"hi\n"}
-    first, second, third, last = service.generations
-    assert len(set(service.generations)) == 4
-    assert client.served_by() == last
-    for pid in (second, third):  # only short connections: gone once they ended
+        service.wait_line("draining: ", count=done * workers)  # every old worker stopped accepting
+        dialer.more()
+        sessions.round()
+        assert sessions.servers() == first_servers
+        assert listening(service.port) == sockets  # taken over: none closed, none made
+        for old in service.generations[:-1]:  # (a generation's children include the next)
+            for pid in {old, *children(old)} - set(service.generations[1:]):
+                assert not held(pid) & sockets, (pid, service.text())
+    prober.stop()
+    dialer.stop()
+    assert prober.failures == [] and prober.answered > 0
+    assert dialer.failures == [] and set(dialer.answers) == {b"hi\n"}
+    between, last = service.generations[1:-1], service.main
+    assert client.served_by() in {last, *children(last)}
+    for pid in between:  # only short connections: gone once they ended
         assert service.exited(pid), service.text()
     assert not service.exited(first, timeout=0)  # still serving the sessions
-    sftp.do(f"get up.bin {tmp_path / 'down.bin'}")
-    assert sftp.quit() == 0
-    assert (tmp_path / "down.bin").read_bytes() == source.read_bytes()
-    assert shell.end() == 0
-    held.close()
-    stream.round()
-    assert stream.end() == 0
+    sessions.round()
+    sessions.end()
     assert service.exited(first), service.text()  # its last session ended
     service.signal(signal.SIGTERM)
     assert service.finished() == 0
     assert "Traceback" not in service.text()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_twenty_sessions_survive_five_reloads(
+    tmp_path: Path, keydir: Path, closing: list[Any], workers: int
+) -> None:
+    survive_reloads(tmp_path, keydir, closing, workers, reloads=5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 3])
+def test_soak_sessions_survive_many_reloads(
+    tmp_path: Path, keydir: Path, closing: list[Any], workers: int
+) -> None:
+    survive_reloads(tmp_path, keydir, closing, workers, reloads=25)
 
 
 #: An application on ``geossh.Server``: what a reload must import afresh is ``greeting``,
@@ -549,7 +680,8 @@ def handler(session):
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(message)s")
 key = geossh.PKey.from_path(sys.argv[1])
 server = Server(("127.0.0.1", 0), Anyone, host_keys=[key], exec_handler=handler,
-                max_startups=None, reload_timeout=float(os.environ.get("RELOAD_TIMEOUT", 60)))
+                max_startups=None, reload_timeout=float(os.environ.get("RELOAD_TIMEOUT", 60)),
+                workers=int(os.environ.get("WORKERS", 1)))
 print(f"serving on 127.0.0.1:{server.port}", flush=True)
 server.serve_forever()
 """
@@ -706,36 +838,6 @@ def test_sigusr1_drains_and_exits(tmp_path: Path, keydir: Path, closing: list[An
     assert not service.exited(first, timeout=0)
     assert stream.end() == 0
     assert service.finished() == 0
-
-
-def test_sighup_with_workers_is_ignored(tmp_path: Path, keydir: Path, closing: list[Any]) -> None:
-    """--workers 2: no reload (not supported), SIGHUP must not kill the supervisor.
-
-    The supervisor alone talks to the service manager (READY=1 with its pid, STOPPING=1).
-    """
-    service = serve_cli(tmp_path, keydir, "--workers", "2")
-    closing.append(service)
-    workers = service.wait_line(") serving", count=2)
-    match = re.search(r"serving on 127\.0\.0\.1:(\d+)", service.wait_line("serving on")[0])
-    assert match is not None
-    client = Client(keydir, int(match.group(1)))
-    reaper = service.proc.pid
-    supervisor = int(Path(f"/proc/{reaper}/task/{reaper}/children").read_text().split()[0])
-    ready = service.notify.next("READY")
-    assert ready["MAINPID"] == str(supervisor) and ready["STATUS"].endswith(", 2 workers)")
-    service.signal(signal.SIGHUP, supervisor)
-    service.wait_line("supervisor: SIGHUP ignored")
-    for line in workers:
-        pid = re.search(r"\(pid (\d+)\) serving", line)
-        assert pid is not None
-        service.signal(signal.SIGHUP, int(pid.group(1)))  # ignored: not a reload either
-    assert client.run("echo hi").stdout == b"hi\n"
-    service.signal(signal.SIGTERM, supervisor)
-    service.notify.next("STOPPING")
-    assert service.finished() == 0
-    assert "reload: " not in service.text()
-    senders = {m.get("MAINPID") for m in service.notify.rest() if "READY" in m}
-    assert senders == {str(supervisor)}  # no worker claimed to be the main process
 
 
 def test_forged_handover_message_is_ignored(
