@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from geossh._version import __version__
+from geossh.proto.config import ServerConfig
 
 EXIT_USAGE = 2
 DEFAULT_PORT = 2222
@@ -237,17 +238,21 @@ def _limit_flags(group: Any) -> None:
         help="address bits that make one source block (default 32:128)")
     add("--per-source-penalties", default="yes", metavar="SPEC",
         help="'yes', 'no' or sshd keywords, e.g. 'authfail:30s noauth:1s min:15s max:10m'")
-    add("--login-grace-time", type=_seconds, default=120.0, metavar="SECONDS",
-        help="deadline for version exchange, key exchange and authentication (default 120)")
-    add("--max-auth-tries", type=_positive, default=6, metavar="N",
-        help="failed authentication attempts per connection (default 6)")
-    add("--max-channels", type=_positive, default=64, metavar="N",
-        help="open channels per connection (default 64)")
-    add("--client-alive-interval", type=_seconds_or_off, default=0.0, metavar="SECONDS",
+    add("--login-grace-time", type=_seconds, default=ServerConfig.auth_timeout,
+        metavar="SECONDS",
+        help="deadline for version exchange, key exchange and authentication (default %(default)g)")
+    add("--max-auth-tries", type=_positive, default=ServerConfig.max_auth_tries, metavar="N",
+        help="failed authentication attempts per connection (default %(default)d)")
+    add("--max-channels", type=_positive, default=ServerConfig.max_channels, metavar="N",
+        help="open channels per connection (default %(default)d)")
+    add("--client-alive-interval", type=_seconds_or_off,
+        default=ServerConfig.client_alive_interval, metavar="SECONDS",
         help="keepalive after this long without input (default 0: off)")
-    add("--client-alive-count-max", type=_positive, default=3, metavar="N",
-        help="unanswered keepalives before disconnecting (default 3)")
-    add("--unused-connection-timeout", type=_seconds_or_off, default=0.0, metavar="SECONDS",
+    add("--client-alive-count-max", type=_positive,
+        default=ServerConfig.client_alive_count_max, metavar="N",
+        help="unanswered keepalives before disconnecting (default %(default)d)")
+    add("--unused-connection-timeout", type=_seconds_or_off,
+        default=ServerConfig.unused_connection_timeout, metavar="SECONDS",
         help="close connections without an open channel after this long (default 0: off)")
     add("--nist-curves", action="store_true",
         help="also offer the NIST P-curve key exchanges and ECDSA host keys")

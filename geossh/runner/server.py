@@ -65,6 +65,7 @@ from geossh._facade.pkey import PKey
 from geossh._facade.server import ServerInterface, SubsystemHandler
 from geossh._facade.transport import Transport
 from geossh.logtext import PrefixedLog, printable
+from geossh.proto.config import ServerConfig
 from geossh.runner import generation, proxyproto, systemd
 from geossh.runner.hostkeys import default_state_dir, load_or_create
 from geossh.runner.listener import Listener
@@ -282,9 +283,9 @@ class Server:
         accept_env: Sequence[str] = DEFAULT_ACCEPT_ENV,
         max_connections: int | None = None,
         max_startups: str | Sequence[int] | None = "10:30:100",
-        login_grace_time: float = 120.0,
-        max_channels: int = 64,
-        max_auth_tries: int = 6,
+        login_grace_time: float = ServerConfig.auth_timeout,
+        max_channels: int = ServerConfig.max_channels,
+        max_auth_tries: int = ServerConfig.max_auth_tries,
         per_source_max_startups: int | None = None,
         per_source_netblock: str | tuple[int, int] = (32, 128),
         per_source_penalties: str | PenaltyPolicy | None = "yes",
