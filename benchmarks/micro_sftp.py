@@ -21,6 +21,8 @@ import tempfile
 import time
 from typing import Any
 
+import gevent
+
 from geossh._green import heap
 from geossh.sftp import protocol as p
 from geossh.sftp.attributes import SFTPAttributes
@@ -72,7 +74,7 @@ class FakeTransport:
 
 
 class MemoryChannel:
-    """recv hands out prepared chunks; sendall counts what the engine writes."""
+    """recv hands out prepared chunks (after a yield); sendall counts what the engine writes."""
 
     closed = False
 
@@ -82,6 +84,7 @@ class MemoryChannel:
         self.sends = 0
 
     def recv(self, n: int) -> bytes:
+        gevent.sleep(0)  # a real recv waits for the network: other greenlets run meanwhile
         return self.chunks.pop() if self.chunks else b""
 
     def sendall(self, data: Any) -> None:
@@ -158,6 +161,7 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--chunk", type=int, default=p.MAX_READ, help="request length")
+    parser.add_argument("--only", default="", help="one case, e.g. write:paramiko-style")
     args = parser.parse_args()
     heap.settle()  # as a server process does (geossh._green.pump)
     size = args.mib << 20
@@ -170,6 +174,8 @@ def main() -> None:
         print(f"{'interface':18} {'op':6} {'s/GiB (median [min-max])':>28}")
         for kind in ("write", "read"):
             for name, interface in cases:
+                if args.only and args.only not in (f"{kind}:{name}", kind):
+                    continue
                 times = [run(interface, root, kind, size, args.chunk) for _ in range(args.reps)]
                 per = [t * (1 << 30) / size for t in times]
                 low, high = min(per), max(per)
