@@ -1075,32 +1075,26 @@ class Stub(SFTPServerInterface):
 """
 
 
-@pytest.fixture
-def stub_shim(root: Path, tmp_path: Path) -> Path:
-    """``sftp -D`` program serving ``root`` through a paramiko-style interface."""
-    path = tmp_path / "stub-shim"
+def _write_shim(path: Path, root: Path, interface: str, home: str = "", code: str = "") -> Path:
+    """An ``sftp -D`` program serving ``root`` with ``interface`` (``code`` defines it)."""
     repo = str(Path(__file__).resolve().parents[2])
     text = SFTP_SHIM.format(
-        python=sys.executable, repo=repo, root=str(root), interface="Stub", home=""
+        python=sys.executable, repo=repo, root=str(root), interface=interface, home=home
     )
-    path.write_text(text.replace("\nchannel = Stdio()", STUB_INTERFACE + "\nchannel = Stdio()"))
+    path.write_text(text.replace("\nchannel = Stdio()", code + "\nchannel = Stdio()"))
     path.chmod(0o755)
     return path
 
 
 @pytest.fixture
+def stub_shim(root: Path, tmp_path: Path) -> Path:
+    """``sftp -D`` program serving ``root`` through a paramiko-style interface."""
+    return _write_shim(tmp_path / "stub-shim", root, "Stub", code=STUB_INTERFACE)
+
+
+@pytest.fixture
 def shim(root: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "sftp-shim"
-    repo = str(Path(__file__).resolve().parents[2])
-    text = SFTP_SHIM.format(
-        python=sys.executable,
-        repo=repo,
-        root=str(root),
-        interface="LocalSFTPServer",
-        home=', home="/home"',
-    )
-    path.write_text(text)
-    path.chmod(0o755)
+    path = _write_shim(tmp_path / "sftp-shim", root, "LocalSFTPServer", home=', home="/home"')
     (root / "home").mkdir()
     return path
 
@@ -1110,6 +1104,19 @@ def _openssh(tool: str) -> str:
     if path is None:
         pytest.skip(f"OpenSSH {tool} not installed")
     return path
+
+
+def _sftp_batch(sftp: str, shim: Path, batch: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run an ``sftp -b -`` batch against the ``sftp -D`` program ``shim``."""
+    return subprocess.run(
+        [sftp, "-q", "-D", str(shim), "-b", "-"],
+        input=batch,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
 
 
 @pytest.mark.interop
@@ -1129,14 +1136,7 @@ ls -l
 get moved.bin {tmp_path}/back.bin
 rmdir d
 """
-    result = subprocess.run(
-        [sftp, "-q", "-D", str(shim), "-b", "-"],
-        input=batch,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _sftp_batch(sftp, shim, batch)
     assert result.returncode == 0, result.stderr
     assert "Remote working directory: /home" in result.stdout
     assert (tmp_path / "back.bin").read_bytes() == local.read_bytes()
@@ -1159,15 +1159,7 @@ def test_openssh_sftp_through_a_paramiko_style_interface(
     back, resumed = tmp_path / "back.bin", tmp_path / "resumed.bin"
     resumed.write_bytes(local.read_bytes()[: 1024 * 1024 + 3])  # get -a reads from there on
     batch = f"put {local} up.bin\nget up.bin {back}\nget -a up.bin {resumed}\n"
-    result = subprocess.run(
-        [sftp, "-q", "-D", str(stub_shim), "-b", "-"],
-        input=batch,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "STUB_CONCURRENCY": concurrency},
-    )
+    result = _sftp_batch(sftp, stub_shim, batch, STUB_CONCURRENCY=concurrency)
     assert result.returncode == 0, result.stderr
     assert (root / "up.bin").read_bytes() == local.read_bytes()
     assert back.read_bytes() == local.read_bytes()
