@@ -7,6 +7,7 @@ the cached directory listing. Must not import the engine at module level.
 from __future__ import annotations
 
 import errno
+import io
 import os
 from types import TracebackType
 from typing import Any
@@ -27,6 +28,26 @@ def convert_errno(e: int | None) -> int:
     if e in (errno.ENOENT, errno.ENOTDIR):
         return SFTP_NO_SUCH_FILE
     return SFTP_FAILURE
+
+
+#: File objects whose ``write`` copies or writes what it is given and keeps no
+#: reference to it (exact types: a subclass may do anything).
+_BUFFER_SAFE_FILES = (io.BufferedWriter, io.BufferedRandom, io.FileIO)
+
+
+def takes_buffer(handle: SFTPHandle) -> bool:
+    """May ``handle.write`` get a ``memoryview`` into the engine's receive buffer?
+
+    True when the handle says so (``write_accepts_buffer``), or when it uses the
+    default ``write`` over a standard binary file object (``open``/``os.fdopen``),
+    which writes the data before returning and keeps no reference to it.
+    """
+    if handle.write_accepts_buffer:
+        return True
+    return (
+        type(handle).write is SFTPHandle.write
+        and type(getattr(handle, "writefile", None)) in _BUFFER_SAFE_FILES
+    )
 
 
 class SFTPHandle:

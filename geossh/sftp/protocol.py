@@ -192,6 +192,12 @@ def _check_length(length: int, limit: int = MAX_PACKET_ACCEPTED) -> None:
         raise ProtocolViolation(f"SFTP packet of {length} bytes exceeds {limit}")
 
 
+def copy_out(buf: Buffer, start: int, end: int) -> bytes:
+    """``buf[start:end]`` as bytes, copied once (``bytes(bytearray[a:b])`` copies twice)."""
+    with memoryview(buf) as view:
+        return view[start:end].tobytes()
+
+
 def request_id(buf: Buffer, start: int, end: int) -> int | None:
     """The request id at the start of a body, or None if it is truncated."""
     if end - start < 4:
@@ -399,7 +405,7 @@ def decode_write_span(buf: Buffer, start: int, end: int) -> tuple[int, bytes, in
 def decode_write(buf: Buffer, start: int, end: int) -> tuple[int, bytes, int, bytes]:
     """WRITE decoder: ``(id, handle, offset, data)``."""
     rid, handle, offset, dstart, dend = decode_write_span(buf, start, end)
-    return rid, handle, offset, bytes(buf[dstart:dend])
+    return rid, handle, offset, copy_out(buf, dstart, dend)
 
 
 def lane_key(ptype: int, buf: Buffer, start: int, end: int) -> bytes | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from geossh.sftp import protocol as p
 from geossh.sftp.attributes import SFTPAttributes
-from geossh.sftp.handle import SFTPHandle
+from geossh.sftp.handle import SFTPHandle, takes_buffer
 from geossh.sftp.interface import SFTPServerInterface, overrides
 
 Out = list[bytes]
@@ -226,22 +226,35 @@ class RequestHandlers:
 
     def _h_write(self, buf: p.Buffer, start: int, end: int, out: Out) -> None:
         rid, handle, offset, dstart, dend = p.decode_write_span(buf, start, end)
+        f = self._writable(rid, handle, offset, out)
+        if f is not None:
+            if takes_buffer(f):
+                data: bytes | memoryview = memoryview(buf)[dstart:dend]
+            else:
+                data = p.copy_out(buf, dstart, dend)
+            code = f.write(offset, data)  # type: ignore[arg-type]
+            del data
+            self._write_reply(rid, code, out)
+
+    def _h_write_owned(self, rid: int, handle: bytes, offset: int, data: bytes, out: Out) -> None:
+        """WRITE whose data the engine already copied out of its receive buffer."""
+        f = self._writable(rid, handle, offset, out)
+        if f is not None:
+            self._write_reply(rid, f.write(offset, data), out)
+
+    def _writable(self, rid: int, handle: bytes, offset: int, out: Out) -> SFTPHandle | None:
         f = self.file_table.get(handle)
         if f is None:
             out.append(p.encode_status(rid, p.SFTP_FAILURE, _INVALID_HANDLE))
         elif offset > _MAX_OFFSET:
             out.append(p.encode_status(rid, p.SFTP_BAD_MESSAGE, "Offset out of range"))
         else:
-            if f.write_accepts_buffer:
-                data: bytes | memoryview = memoryview(buf)[dstart:dend]
-            else:
-                data = bytes(buf[dstart:dend])
-            code = f.write(offset, data)  # type: ignore[arg-type]
-            del data
-            if code == p.SFTP_OK:
-                out.append(p.encode_status_ok(rid))
-            else:
-                out.append(status(rid, code))
+            return f
+        return None
+
+    @staticmethod
+    def _write_reply(rid: int, code: Any, out: Out) -> None:
+        out.append(p.encode_status_ok(rid) if code == p.SFTP_OK else status(rid, code))
 
     # -- files and directories -------------------------------------------------------
     def _h_open(self, rid: int, out: Out, path: str, pflags: int, raw: p.RawAttrs) -> None:

@@ -31,7 +31,7 @@ import logging
 import os
 import sys
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gevent.event import Event
 from gevent.pool import Pool
@@ -83,6 +83,31 @@ def _channel_gone(channel: Any) -> bool:
     return bool(getattr(channel, "closed", False))
 
 
+class _Write(NamedTuple):
+    """A WRITE queued in a lane, its data copied out of the receive buffer once."""
+
+    rid: int
+    handle: bytes
+    offset: int
+    data: bytes
+
+
+_LaneBody = bytes | _Write
+
+
+def _lane_body(ptype: int, buf: bytearray, start: int, stop: int) -> _LaneBody:
+    """What a lane keeps of a request: a decoded WRITE (one copy of its data), else
+    the request's bytes (a malformed WRITE too: it fails in order, in its lane)."""
+    if ptype == p.CMD_WRITE:
+        try:
+            rid, handle, offset, dstart, dend = p.decode_write_span(buf, start, stop)
+        except p.MalformedRequest:
+            pass
+        else:
+            return _Write(rid, handle, offset, p.copy_out(buf, dstart, dend))
+    return p.copy_out(buf, start, stop)
+
+
 class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
     """SFTP subsystem handler; register with
     ``transport.set_subsystem_handler("sftp", SFTPServer, MyInterface, *args)``.
@@ -130,7 +155,7 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         self._started = False
         self.symlink_draft_order = False
         # lane-mode state
-        self._lanes: dict[bytes | None, deque[tuple[int, bytes, int]]] = {}
+        self._lanes: dict[bytes | None, deque[tuple[int, _LaneBody, int]]] = {}
         self._pool: Pool | None = None
         self._unsent: list[bytes] = []  # replies made but not sent (inline mode)
         self._outbox: list[bytes] = []
@@ -348,6 +373,14 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
             self._request_failed(p.CMD_READ, buf, start, stop, out, exc)
             return 0
 
+    def _execute_write(self, write: _Write, out: list[bytes]) -> None:
+        try:
+            self._h_write_owned(write.rid, write.handle, write.offset, write.data, out)
+        except _SessionEnd:
+            raise
+        except Exception as exc:
+            self._report_failure(p.CMD_WRITE, write.rid, out, exc)
+
     def _execute(self, ptype: int, buf: p.Buffer, start: int, stop: int, out: list[bytes]) -> None:
         try:
             if ptype == p.CMD_WRITE:
@@ -379,7 +412,12 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
             if exc.request_id is not None:
                 out.append(p.encode_status(exc.request_id, p.SFTP_BAD_MESSAGE, str(exc)))
             return
-        rid = p.request_id(buf, start, stop)
+        self._report_failure(ptype, p.request_id(buf, start, stop), out, exc)
+
+    def _report_failure(
+        self, ptype: int, rid: int | None, out: list[bytes], exc: Exception
+    ) -> None:
+        """Log a request whose handler raised; answer FAILURE (BAD_MESSAGE for EINVAL)."""
         name = p.CMD_NAMES.get(ptype, str(ptype))
         self.logger.error(
             "%sException in SFTP %s request: %s", self._prefix, name, exc, exc_info=True
@@ -400,10 +438,10 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
 
     # -- lane scheduling -------------------------------------------------------------------
     def _submit(self, ptype: int, buf: bytearray, start: int, stop: int) -> None:
-        body = bytes(buf[start:stop])
-        charge = len(body) + 512
-        if ptype == p.CMD_READ and len(body) >= 12:
-            charge += min(int.from_bytes(body[-4:], "big"), p.MAX_READ)
+        body = _lane_body(ptype, buf, start, stop)
+        charge = stop - start + 512
+        if ptype == p.CMD_READ and stop - start >= 12:
+            charge += min(int.from_bytes(buf[stop - 4 : stop], "big"), p.MAX_READ)
         while (
             self._queued >= self.max_queued_requests or self._queued_bytes >= self.max_queued_bytes
         ) and self._dead is None:
@@ -422,14 +460,17 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         assert self._pool is not None
         self._pool.spawn(self._run_lane, key, lane)
 
-    def _run_lane(self, key: bytes | None, lane: deque[tuple[int, bytes, int]]) -> None:
+    def _run_lane(self, key: bytes | None, lane: deque[tuple[int, _LaneBody, int]]) -> None:
         fairness.begin()
         try:
             while lane and self._dead is None:
                 ptype, body, charge = lane.popleft()
                 out: list[bytes] = []
                 try:
-                    self._execute(ptype, body, 0, len(body), out)
+                    if isinstance(body, _Write):
+                        self._execute_write(body, out)
+                    else:
+                        self._execute(ptype, body, 0, len(body), out)
                 except _SessionEnd as exc:
                     self._dead = exc
                     self._room.set()

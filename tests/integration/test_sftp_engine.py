@@ -30,6 +30,7 @@ from gevent import socket as gsocket
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from geossh.sftp import protocol as p
+from geossh.sftp.handle import takes_buffer
 from geossh.sftp.local import LocalSFTPServer
 from geossh.sftp.server import MAX_QUEUED_BYTES, MAX_QUEUED_REQUESTS, SFTPServer
 from geossh.sftp_attr import SFTPAttributes
@@ -766,6 +767,95 @@ def test_stub_pipelined_writes(stub: Session, root: Path) -> None:
     assert (root / "p.bin").read_bytes() == b"".join(blobs)
 
 
+class KeepingHandle(StubHandle):
+    """A user handle that keeps every object ``write`` is given (as a buffering backend may)."""
+
+    def __init__(self, flags: int = 0) -> None:
+        super().__init__(flags)
+        self.kept: list[Any] = []
+
+    def write(self, offset: int, data: bytes) -> int:
+        self.kept.append(data)
+        return super().write(offset, data)
+
+
+@pytest.mark.parametrize("concurrency", [0, 4])
+def test_user_write_gets_bytes_it_may_keep(root: Path, timeout: None, concurrency: int) -> None:
+    """An overridden ``write`` gets bytes of its own in both modes, never a view into
+    the receive buffer the engine goes on reusing."""
+    handles: list[KeepingHandle] = []
+
+    class Keeping(StubServer):
+        ROOT = str(root)
+        request_concurrency = concurrency
+
+        def open(self, path: str, flags: int, attr: SFTPAttributes) -> Any:
+            inner = super().open(path, flags, attr)
+            handle = KeepingHandle(flags)
+            handle.filename, handle.readfile, handle.writefile = (
+                inner.filename,
+                inner.readfile,
+                inner.writefile,
+            )
+            handles.append(handle)
+            return handle
+
+    session = start(Keeping)
+    c = session.client
+    h = c.open("/k.bin")
+    blobs = [os.urandom(40_000) for _ in range(60)]  # spans many reads of the engine's buffer
+    ids, packets = zip(
+        *(c.packet(p.CMD_WRITE, h, i * 40_000, b) for i, b in enumerate(blobs)), strict=False
+    )
+    c.send(*packets)
+    assert [(r.id, r.code) for r in (c.read() for _ in ids)] == [(i, p.SFTP_OK) for i in ids]
+    assert c.call(p.CMD_CLOSE, h).code == p.SFTP_OK
+    (handle,) = handles
+    assert [type(d) for d in handle.kept] == [bytes] * len(blobs)
+    assert handle.kept == blobs
+    assert (root / "k.bin").read_bytes() == b"".join(blobs)
+    session.end()
+
+
+def test_default_write_takes_a_view_only_over_standard_files(tmp_path: Path) -> None:
+    class Sink:
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+    class Own(SFTPHandle):
+        write_accepts_buffer = True
+
+    with open(tmp_path / "b", "wb") as buffered, open(tmp_path / "r", "wb", buffering=0) as raw:
+        for writefile, expected in ((buffered, True), (raw, True), (Sink(), False), (None, False)):
+            handle = SFTPHandle()
+            handle.writefile = writefile
+            assert takes_buffer(handle) is expected
+        keeping = KeepingHandle()
+        keeping.writefile = buffered
+        assert not takes_buffer(keeping)  # its own write: it gets bytes
+    assert takes_buffer(Own())
+
+
+def test_inline_stub_writes_and_reads(root: Path, timeout: None) -> None:
+    class Inline(StubServer):
+        ROOT = str(root)
+        request_concurrency = 0
+
+    session = start(Inline)
+    c = session.client
+    h = c.open("/i.bin", RW_CREATE | p.SFTP_FLAG_TRUNC)
+    blobs = [os.urandom(30_000) for _ in range(40)]
+    ids, packets = zip(
+        *(c.packet(p.CMD_WRITE, h, i * 30_000, b) for i, b in enumerate(blobs)), strict=False
+    )
+    c.send(*packets)
+    assert [c.read().code for _ in ids] == [p.SFTP_OK] * len(ids)
+    assert c.call(p.CMD_READ, h, 29_990, 20).data == blobs[0][-10:] + blobs[1][:10]
+    assert c.call(p.CMD_CLOSE, h).code == p.SFTP_OK
+    assert (root / "i.bin").read_bytes() == b"".join(blobs)
+    session.end()
+
+
 class SlowStat(StubServer):
     gate = gevent.event.Event()
 
@@ -910,6 +1000,7 @@ SFTP_SHIM = """\
 #!{python}
 import os, sys
 sys.path.insert(0, {repo!r})
+from gevent.socket import wait_read, wait_write
 from geossh.sftp.local import LocalSFTPServer
 from geossh.sftp.server import SFTPServer
 
@@ -924,10 +1015,12 @@ class Transport:
 class Stdio:
     exit_status = None
     def recv(self, n):
+        wait_read(0)  # cooperative: lanes run while the reader waits
         return os.read(0, n)
     def sendall(self, data):
         view = memoryview(data)
         while view:
+            wait_write(1)
             view = view[os.write(1, view):]
     def send_exit_status(self, status):
         self.exit_status = status
@@ -939,19 +1032,69 @@ class Stdio:
         return "stdio"
 
 channel = Stdio()
-server = SFTPServer(channel, "sftp", None, LocalSFTPServer, {root!r}, home="/home")
+server = SFTPServer(channel, "sftp", None, {interface}, {root!r}{home})
 server.start()
 server.join()
 sys.exit(channel.exit_status)
 """
 
 
+STUB_INTERFACE = """
+from geossh.sftp_attr import SFTPAttributes
+from geossh.sftp_handle import SFTPHandle
+from geossh.sftp_si import SFTPServerInterface
+
+class StubHandle(SFTPHandle):
+    def stat(self):
+        return SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
+    def chattr(self, attr):
+        return 0
+
+class Stub(SFTPServerInterface):
+    request_concurrency = int(os.environ.get("STUB_CONCURRENCY", "8"))
+    def __init__(self, server, root):
+        super().__init__(server)
+        self.root = root
+    def _path(self, path):
+        return self.root + self.canonicalize(path)
+    def stat(self, path):
+        try:
+            return SFTPAttributes.from_stat(os.stat(self._path(path)))
+        except OSError as e:
+            return SFTPServer.convert_errno(e.errno)
+    lstat = stat
+    def open(self, path, flags, attr):
+        try:
+            fd = os.open(self._path(path), flags, 0o644)
+        except OSError as e:
+            return SFTPServer.convert_errno(e.errno)
+        mode = "wb" if flags & os.O_WRONLY else "r+b" if flags & os.O_RDWR else "rb"
+        handle = StubHandle(flags)
+        handle.readfile = handle.writefile = os.fdopen(fd, mode)
+        return handle
+"""
+
+
+def _write_shim(path: Path, root: Path, interface: str, home: str = "", code: str = "") -> Path:
+    """An ``sftp -D`` program serving ``root`` with ``interface`` (``code`` defines it)."""
+    repo = str(Path(__file__).resolve().parents[2])
+    text = SFTP_SHIM.format(
+        python=sys.executable, repo=repo, root=str(root), interface=interface, home=home
+    )
+    path.write_text(text.replace("\nchannel = Stdio()", code + "\nchannel = Stdio()"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def stub_shim(root: Path, tmp_path: Path) -> Path:
+    """``sftp -D`` program serving ``root`` through a paramiko-style interface."""
+    return _write_shim(tmp_path / "stub-shim", root, "Stub", code=STUB_INTERFACE)
+
+
 @pytest.fixture
 def shim(root: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "sftp-shim"
-    repo = str(Path(__file__).resolve().parents[2])
-    path.write_text(SFTP_SHIM.format(python=sys.executable, repo=repo, root=str(root)))
-    path.chmod(0o755)
+    path = _write_shim(tmp_path / "sftp-shim", root, "LocalSFTPServer", home=', home="/home"')
     (root / "home").mkdir()
     return path
 
@@ -961,6 +1104,19 @@ def _openssh(tool: str) -> str:
     if path is None:
         pytest.skip(f"OpenSSH {tool} not installed")
     return path
+
+
+def _sftp_batch(sftp: str, shim: Path, batch: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run an ``sftp -b -`` batch against the ``sftp -D`` program ``shim``."""
+    return subprocess.run(
+        [sftp, "-q", "-D", str(shim), "-b", "-"],
+        input=batch,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
 
 
 @pytest.mark.interop
@@ -980,14 +1136,7 @@ ls -l
 get moved.bin {tmp_path}/back.bin
 rmdir d
 """
-    result = subprocess.run(
-        [sftp, "-q", "-D", str(shim), "-b", "-"],
-        input=batch,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _sftp_batch(sftp, shim, batch)
     assert result.returncode == 0, result.stderr
     assert "Remote working directory: /home" in result.stdout
     assert (tmp_path / "back.bin").read_bytes() == local.read_bytes()
@@ -995,6 +1144,26 @@ rmdir d
     assert stat.S_IMODE((root / "home" / "moved.bin").stat().st_mode) == 0o600
     assert os.readlink(root / "home" / "link") == "moved.bin"
     assert not (root / "home" / "d").exists()
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("concurrency", ["8", "0"])
+def test_openssh_sftp_through_a_paramiko_style_interface(
+    stub_shim: Path, root: Path, tmp_path: Path, concurrency: str
+) -> None:
+    """OpenSSH's sftp (255 KiB requests, 64 in flight) through the default
+    SFTPHandle.read/write over os.fdopen files, in lane and inline mode."""
+    sftp = _openssh("sftp")
+    local = tmp_path / "local.bin"
+    local.write_bytes(os.urandom(5 * 1024 * 1024 + 4097))
+    back, resumed = tmp_path / "back.bin", tmp_path / "resumed.bin"
+    resumed.write_bytes(local.read_bytes()[: 1024 * 1024 + 3])  # get -a reads from there on
+    batch = f"put {local} up.bin\nget up.bin {back}\nget -a up.bin {resumed}\n"
+    result = _sftp_batch(sftp, stub_shim, batch, STUB_CONCURRENCY=concurrency)
+    assert result.returncode == 0, result.stderr
+    assert (root / "up.bin").read_bytes() == local.read_bytes()
+    assert back.read_bytes() == local.read_bytes()
+    assert resumed.read_bytes() == local.read_bytes()
 
 
 @pytest.mark.interop
