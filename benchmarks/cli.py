@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import procs, report, sshd, workloads
+from benchmarks.servers.common import PROFILE_ENV, SAMPLE_ENV
 from benchmarks.workloads import Bench, Sizes, Target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -215,8 +217,12 @@ class Run:
             str(root),
             *extra,
         ]
+        env = dict(os.environ)
+        if base:  # profiles (GEOSSH_BENCH_PROFILE/SAMPLE) are of this checkout's servers
+            env.pop(PROFILE_ENV, None)
+            env.pop(SAMPLE_ENV, None)
         with open(self.workdir / f"{name}.log", "ab") as log:
-            proc, port = self.procs.start_ready(argv, cwd=REPO, stderr=log)
+            proc, port = self.procs.start_ready(argv, cwd=REPO, stderr=log, env=env)
         self._servers[name] = (proc, extra, base)
         return proc.pid, port, root
 

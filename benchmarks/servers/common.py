@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
+import signal
+import time
 from dataclasses import dataclass
+from typing import Any
 
 ECHO = "echo"
 SINK = "sink"
 SOURCE = "source"
 ZEROS = bytes(256 * 1024)
 _SOURCE = re.compile(r"^head -c (\d+) /dev/zero$")
+PROFILE_ENV = "GEOSSH_BENCH_PROFILE"  # a path: run under cProfile, write stats there on exit
+SAMPLE_ENV = "GEOSSH_BENCH_SAMPLE"  # a path: sample stacks by CPU time, write them there on exit
+SAMPLE_INTERVAL = 0.0005  # seconds of process CPU time between samples
 
 
 @dataclass(frozen=True)
@@ -58,3 +65,72 @@ def server_args(description: str) -> argparse.Namespace:
 def announce(port: int) -> None:
     """Tell the harness the server is listening."""
     print(f"READY {port}", flush=True)
+
+
+def profile_from_env(suffix: str = "") -> None:
+    """Profile when the harness asks: cProfile (``GEOSSH_BENCH_PROFILE``) or sampling.
+
+    ``GEOSSH_BENCH_PROFILE=path``: cProfile with CPU time, stats to ``path +
+    suffix``. ``GEOSSH_BENCH_SAMPLE=path``: every ``SAMPLE_INTERVAL`` of
+    process CPU time (ITIMER_PROF: user + system, so time the process waits
+    or is preempted is never sampled, and no call is slowed down) the
+    running Python stack is counted; ``path + suffix`` gets them in
+    flamegraph's collapsed format (``frame;frame;leaf count``). Either is
+    written at SIGTERM (when the harness stops the server); SIGUSR1 starts
+    the counts afresh, so a harness can leave its warm-up out. Both cover
+    the thread that calls this (every greenlet of a gevent server), not a
+    threaded server's other threads.
+    """
+    if os.environ.get(SAMPLE_ENV):
+        _sample_cpu(os.environ[SAMPLE_ENV] + suffix)
+        return
+    path = os.environ.get(PROFILE_ENV)
+    if not path:
+        return
+    import cProfile
+
+    current = [cProfile.Profile(time.process_time)]
+
+    def restart(signum: int, frame: Any) -> None:
+        current[0].disable()
+        current[0] = cProfile.Profile(time.process_time)
+        current[0].enable()
+
+    def stop(signum: int, frame: Any) -> None:
+        current[0].disable()
+        current[0].dump_stats(path + suffix)
+        os._exit(0)
+
+    signal.signal(signal.SIGUSR1, restart)
+    signal.signal(signal.SIGTERM, stop)
+    current[0].enable()
+
+
+def _sample_cpu(path: str) -> None:
+    """Count Python stacks every SAMPLE_INTERVAL of CPU time; write them at SIGTERM."""
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+
+    def sample(signum: int, frame: Any) -> None:
+        names = []
+        while frame is not None:
+            code = frame.f_code
+            name = getattr(code, "co_qualname", code.co_name)  # Python 3.11+
+            names.append(f"{name} ({code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno})")
+            frame = frame.f_back
+        counts[";".join(reversed(names))] += 1
+
+    def restart(signum: int, frame: Any) -> None:
+        counts.clear()
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        with open(path, "w") as fh:
+            fh.writelines(f"{stack} {n}\n" for stack, n in counts.items())
+        os._exit(0)
+
+    signal.signal(signal.SIGPROF, sample)
+    signal.signal(signal.SIGUSR1, restart)
+    signal.signal(signal.SIGTERM, stop)
+    signal.setitimer(signal.ITIMER_PROF, SAMPLE_INTERVAL, SAMPLE_INTERVAL)

@@ -8,7 +8,6 @@ with ``--workers N`` processes (the multi-core metric).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import gevent
@@ -23,10 +22,9 @@ from benchmarks.servers.common import (
     Command,
     announce,
     parse_command,
+    profile_from_env,
     server_args,
 )
-
-PROFILE_ENV = "GEOSSH_BENCH_PROFILE"  # a path: run under cProfile, write stats there on exit
 
 
 def _sftp_classes() -> tuple[Any, Any] | None:
@@ -81,28 +79,9 @@ class BenchServer(geossh.ServerInterface):
         return True
 
 
-def _profile_until_terminated(path: str) -> None:
-    """Profile the whole process (cProfile) and write stats to ``path`` on SIGTERM."""
-    import cProfile
-    import signal
-    import sys
-    import time
-
-    profiler = cProfile.Profile(time.process_time)  # CPU time, not time spent waiting
-
-    def stop(signum: int, frame: Any) -> None:
-        profiler.disable()
-        profiler.dump_stats(path)
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    profiler.enable()
-
-
 def main() -> None:
     args = server_args(__doc__.splitlines()[0])
-    if os.environ.get(PROFILE_ENV):
-        _profile_until_terminated(os.environ[PROFILE_ENV])
+    profile_from_env()
     host_key = geossh.PKey.from_path(args.host_key)
     with open(args.authorized_key) as fh:
         authorized = fh.read().split()[1]

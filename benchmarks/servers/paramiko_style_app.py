@@ -247,6 +247,10 @@ def main() -> None:
     parser.add_argument("--password", default="bench")
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
+    if args.impl == "geossh":  # benchmark tooling, not part of the application
+        from benchmarks.servers.common import profile_from_env
+
+        profile_from_env(".app")
 
     host_key = paramiko.Ed25519Key.from_private_key_file(args.host_key)
     with open(args.authorized_key) as fh:
