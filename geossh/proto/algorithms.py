@@ -118,9 +118,10 @@ class KexInit:
         """Decode a KEXINIT payload (including its message byte)."""
         reader = wire.Reader(payload, 1)
         cookie = reader.raw(16)
-        kex, host_key, c_c2s, c_s2c, m_c2s, m_s2c, z_c2s, z_s2c, l_c2s, l_s2c = (
-            reader.name_list(MAX_NAME_LIST) for _ in range(10)
-        )
+        name_list = reader.name_list
+        kex, host_key, c_c2s, c_s2c, m_c2s, m_s2c, z_c2s, z_s2c, l_c2s, l_s2c = [
+            name_list(MAX_NAME_LIST) for _ in range(10)
+        ]
         follows = reader.boolean()
         reader.u32()  # reserved
         reader.check_end()
@@ -261,6 +262,25 @@ def negotiate(client: KexInit, server: KexInit, aead_ciphers: set[str]) -> Negot
     )
 
 
+def server_kexinit(
+    preferences: ServerPreferences, key_types: frozenset[str], *, initial: bool, have_moduli: bool
+) -> tuple[KexInit, bytes]:
+    """What we offer a client: ``(the offer, its KEXINIT payload)``.
+
+    ``offerable(preferences.build_kexinit(...))``, built once per
+    arguments; only the payload's cookie is new each time (the offer's own
+    cookie is the template's: negotiation reads only the name-lists).
+    """
+    key = (preferences, key_types, initial, have_moduli)
+    hit = _TEMPLATES.get(key)
+    if hit is None:
+        offer = offerable(preferences.build_kexinit(set(key_types), initial=initial), have_moduli)
+        hit = (offer, offer.encode()[17:])  # after the message number and the cookie
+        _remember(_TEMPLATES, key, hit)
+    offer, tail = hit
+    return offer, b"".join((_KEXINIT_BYTE, os.urandom(16), tail))
+
+
 def offerable(kexinit: KexInit, have_moduli: bool) -> KexInit:
     """Drop names we cannot run, so negotiation can only pick what we implement.
 
@@ -301,6 +321,8 @@ def _offerable(kexinit: KexInit, have_moduli: bool) -> KexInit:
 
 # -- caches: the same server offers the same lists to every client ----------------
 _CACHE_LIMIT = 64
+_KEXINIT_BYTE = bytes((MSG.KEXINIT,))
+_TEMPLATES: dict[tuple[ServerPreferences, frozenset[str], bool, bool], tuple[KexInit, bytes]] = {}
 _BUILT: dict[tuple[ServerPreferences, frozenset[str], bool], KexInit] = {}
 _OFFERED: dict[tuple[tuple[int, ...], bool], tuple[tuple[list[str], ...], KexInit]] = {}
 # ids of name-lists shared by cached KexInits -> (those lists, kept alive here

@@ -377,10 +377,11 @@ class PacketWriter(_Direction):
         if size < _STAGE_FROM:  # a message: joining bytes costs less than views
             header, tail = _HEADER.pack(length, padding), _random_padding(padding)
             parts = (header, payload, tail) if data is None else (header, payload, data, tail)
-            wire = protection.seal(seq, b"".join(parts))
+            joined = b"".join(parts)
             buf = self._reserve(wire_size)
             pos = self._end
-            buf[pos : pos + wire_size] = wire
+            with memoryview(joined) as src, memoryview(buf) as view:
+                protection.seal_into(seq, src, view[pos : pos + wire_size])  # no copy
         else:  # bulk data: assembled and sealed in the buffer, no allocation
             buf = self._reserve(wire_size + total)
             pos = self._end

@@ -65,7 +65,7 @@ from geossh.proto.algorithms import (
     KexInit,
     Negotiated,
     negotiate,
-    offerable,
+    server_kexinit,
 )
 from geossh.proto.cipher import CIPHERS, key_sizes
 from geossh.proto.config import ServerConfig
@@ -96,6 +96,8 @@ _DATA_MESSAGES = frozenset({MSG.CHANNEL_DATA, MSG.CHANNEL_EXTENDED_DATA})
 MAX_HELD_CONTROL = 1024
 #: Longest host key blob read from a hostkeys-prove request (RSA 16384 is ~2 KiB).
 MAX_HOST_KEY_BLOB = 16 * 1024
+# EXT_INFO payloads by (server-sig-algs, hostbound, ping): built once, not per connection.
+_EXT_INFO: dict[tuple[tuple[str, ...], bool, bool], bytes] = {}
 
 
 class KexState(enum.Enum):
@@ -537,13 +539,13 @@ class TransportLayer:
 
     def _send_kexinit(self, now: float | None) -> None:
         cfg = self.config
-        kexinit = offerable(
-            cfg.preferences.build_kexinit(set(cfg.host_keys), initial=not self.initial_kex_done),
-            bool(cfg.moduli),
+        self._server_kexinit, self._server_kexinit_bytes = server_kexinit(
+            cfg.preferences,
+            frozenset(cfg.host_keys),
+            initial=not self.initial_kex_done,
+            have_moduli=bool(cfg.moduli),
         )
         self._kexinit_due = None
-        self._server_kexinit = kexinit
-        self._server_kexinit_bytes = kexinit.encode()
         self.writer.queue(self._server_kexinit_bytes)
         self.kex_state = KexState.KEXINIT_SENT
         self._kex_started_at = now
@@ -583,13 +585,20 @@ class TransportLayer:
         publickey-hostbound and ping extensions (PROTOCOL 3.1, 1.8)."""
         self._ext_info_due = False
         config = self.config
-        extensions = [(b"server-sig-algs", ",".join(config.server_sig_algs).encode())]
-        if config.hostbound_auth:
-            extensions.append((b"publickey-hostbound@openssh.com", b"0"))
-        if config.ping:
-            extensions.append((b"ping@openssh.com", b"0"))
-        body = b"".join(wire.string(name) + wire.string(value) for name, value in extensions)
-        self.writer.queue(bytes((MSG.EXT_INFO,)) + wire.u32(len(extensions)) + body)
+        key = (tuple(config.server_sig_algs), config.hostbound_auth, config.ping)
+        payload = _EXT_INFO.get(key)
+        if payload is None:  # the same for every connection of a configuration
+            extensions = [(b"server-sig-algs", ",".join(key[0]).encode())]
+            if config.hostbound_auth:
+                extensions.append((b"publickey-hostbound@openssh.com", b"0"))
+            if config.ping:
+                extensions.append((b"ping@openssh.com", b"0"))
+            body = b"".join(wire.string(name) + wire.string(value) for name, value in extensions)
+            payload = bytes((MSG.EXT_INFO,)) + wire.u32(len(extensions)) + body
+            if len(_EXT_INFO) >= 64:
+                _EXT_INFO.clear()
+            _EXT_INFO[key] = payload
+        self.writer.queue(payload)
 
     @property
     def host_key_blob(self) -> bytes | None:

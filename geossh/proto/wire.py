@@ -106,7 +106,10 @@ class Reader:
 
     def u32(self) -> int:
         """Read a uint32."""
-        pos = self._need(4, "uint32")
+        pos = self._pos
+        if pos + 4 > self._end:
+            raise RemoteProtocolError("truncated message reading uint32")
+        self._pos = pos + 4
         return _U32.unpack_from(self._data, pos)[0]  # type: ignore[no-any-return]
 
     def u64(self) -> int:
@@ -121,11 +124,22 @@ class Reader:
 
     def string(self, limit: int | None = None) -> bytes:
         """Read an SSH string; ``limit`` bounds its length."""
-        length = self.u32()
+        # The bounds checks of ``u32`` and ``_need``, inlined: the hottest reader.
+        pos = self._pos
+        end = self._end
+        if pos + 4 > end:
+            raise RemoteProtocolError("truncated message reading uint32")
+        length: int = _U32.unpack_from(self._data, pos)[0]
         if limit is not None and length > limit:
+            self._pos = pos + 4
             raise RemoteProtocolError(f"string of {length} bytes exceeds limit {limit}")
-        pos = self._need(length, "string")
-        return self._data[pos : pos + length]
+        start = pos + 4
+        stop = start + length
+        if stop > end:
+            self._pos = start
+            raise RemoteProtocolError("truncated message reading string")
+        self._pos = stop
+        return self._data[start:stop]
 
     def text(self, limit: int | None = None) -> str:
         """Read a UTF-8 string."""
@@ -150,7 +164,10 @@ class Reader:
 
     def name_list(self, limit: int = 64 * 1024) -> list[str]:
         """Read a name-list; empty names are a protocol error (RFC 4251 §5)."""
-        data = self.ascii(limit)
+        try:
+            data = self.string(limit).decode("ascii")
+        except UnicodeDecodeError:
+            raise RemoteProtocolError("non-ASCII name") from None
         if not data:
             return []
         names = data.split(",")
