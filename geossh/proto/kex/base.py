@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from geossh.proto.errors import KexError, LocalProtocolError
-from geossh.proto.wire import Reader, byte, string
+from geossh.proto.wire import Reader, byte, string, u32_pack
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -124,19 +124,10 @@ class ServerKex(ABC):
         """
         ctx = self.ctx
         k_s = ctx.host_key.public_blob
-        h = HASHES[self.hash_name](
-            b"".join(
-                (
-                    string(ctx.client_version),
-                    string(ctx.server_version),
-                    string(ctx.client_kexinit),
-                    string(ctx.server_kexinit),
-                    string(k_s),
-                    method_fields,
-                    k,
-                )
-            )
-        ).digest()
+        fields = (ctx.client_version, ctx.server_version, ctx.client_kexinit, ctx.server_kexinit)
+        parts = [piece for field in (*fields, k_s) for piece in (u32_pack(len(field)), field)]
+        parts += (method_fields, k)
+        h = HASHES[self.hash_name](b"".join(parts)).digest()  # one copy of the KEXINITs
         signature = ctx.host_key.sign(h)
         self.shared_secret = k
         self.exchange_hash = h
