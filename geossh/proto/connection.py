@@ -162,10 +162,13 @@ class Connection:
             self.errored = True
             raise self._pending_error
         try:
-            now = self.transport.now
+            transport = self.transport
+            now = transport.now
             if now != self._checked_at:  # the deadlines move only with the clock
                 self._check_deadlines(now)
                 self._checked_at = now
+            if not transport.input_pending:
+                return None  # the driver's last call after a read: nothing to decode
             self._decode_until_event()
         except RemoteProtocolError as exc:
             if events:  # data decoded before the violation is delivered first

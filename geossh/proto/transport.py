@@ -191,6 +191,11 @@ class TransportLayer:
         if leftover:
             self.reader.feed(leftover)
 
+    @property
+    def input_pending(self) -> bool:
+        """False when ``next_packet`` certainly returns None: no bytes, no error to raise."""
+        return self.reader.buffered > 0 or self._failure is not None
+
     def next_packet(self) -> tuple[int, bytes] | None:
         """Decode packets until one is not the transport's own; None if none is ready."""
         reader = self.reader
