@@ -16,7 +16,7 @@ With ``--profile`` the server runs under cProfile (``GEOSSH_BENCH_PROFILE``),
 with ``--sample`` under a CPU-time stack sampler (``GEOSSH_BENCH_SAMPLE``,
 collapsed stacks for flamegraph.pl; no call is slowed, but on a kernel with
 HZ=250 a sample comes only every 4 ms of CPU: use ~2000 connections). Only
-the gevent servers are covered (geossh, geossh-base, geossh-app; the app's
+this checkout's gevent servers are covered (geossh, geossh-app; the app's
 file is ``<path>.<server>.app``). The harness resets the counts after the
 warm-up (SIGUSR1), so they cover only the measured connections. With
 ``--syscalls`` the servers run under ``strace -c -f`` (startup included).
@@ -45,6 +45,7 @@ MODULES = {
     "geossh-base": ["-m", "benchmarks.servers.geossh_server"],
     "paramiko": ["-m", "benchmarks.servers.paramiko_server"],
     "geossh-app": ["-m", "benchmarks.servers.paramiko_style_app", "--impl", "geossh"],
+    "geossh-app-base": ["-m", "benchmarks.servers.paramiko_style_app", "--impl", "geossh"],
     "paramiko-app": ["-m", "benchmarks.servers.paramiko_style_app", "--impl", "paramiko"],
 }
 
@@ -85,7 +86,7 @@ class Server:
     def __init__(self, name: str, workdir: Path, pset: procs.ProcessSet, args: argparse.Namespace):
         self.name = name
         module = MODULES[name]
-        base = str(Path(args.baseline).resolve()) if name == "geossh-base" else ""
+        base = str(Path(args.baseline).resolve()) if name.endswith("-base") else ""
         if base:
             launcher = [
                 "-c",
@@ -101,9 +102,11 @@ class Server:
         env.pop(SAMPLE_ENV, None)
         self.profile = ""
         wanted = args.profile or args.sample
-        if wanted and not name.startswith("paramiko"):  # threads: not covered
+        # Not a threaded server (its threads are not covered), nor a baseline's
+        # script (it may not know SIGUSR1).
+        if wanted and not name.startswith("paramiko") and not base:
             env[SAMPLE_ENV if args.sample else PROFILE_ENV] = f"{wanted}.{name}"
-            self.profile = f"{wanted}.{name}" + (".app" if name.endswith("-app") else "")
+            self.profile = f"{wanted}.{name}" + (".app" if "-app" in name else "")
         argv = [
             sys.executable, *launcher, "--host-key", str(workdir / "host_ed25519"),
             "--authorized-key", str(workdir / "user_ed25519.pub"), "--sftp-root", str(root),
@@ -154,7 +157,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--in-flight", type=int, default=1)
     parser.add_argument("--kex", default=KEX)
-    parser.add_argument("--baseline", help="a checkout whose geossh runs as geossh-base")
+    parser.add_argument(
+        "--baseline", help="a checkout whose geossh runs as geossh-base and geossh-app-base"
+    )
     parser.add_argument("--profile", help="cProfile stats to <path>.<server>")
     parser.add_argument(
         "--sample", help="CPU-time stack samples (collapsed format) to <path>.<server>"
