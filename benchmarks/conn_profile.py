@@ -201,6 +201,9 @@ def main() -> None:
                 f"{server.name:14} {_spread(server.total, 1e3):>24} "
                 f"{_spread(server.user, 1e3):>24} {_spread(server.sys, 1e3):>24}"
             )
+        print("per round (ms, user+sys, in measuring order):")
+        for server in servers:
+            print(f"{server.name:14} " + " ".join(f"{v * 1e3:.3f}" for v in server.total))
         if args.syscalls:
             for name in names:
                 text = (workdir / f"strace-{name}.txt").read_text()
