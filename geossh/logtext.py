@@ -10,7 +10,6 @@ or unbounded length. Pure: no I/O.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 #: Default bound on the escaped text, in characters.
@@ -64,20 +63,11 @@ class PrefixedLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """A logger whose lines start with ``[prefix]`` (one connection's, e.g. ``conn=7 ip:port``).
 
     ``prefix`` is ours to compose; escape the peer's parts with ``printable``.
-    A callable is called once, for the first line logged: a connection that
-    logs nothing (INFO off) never composes it.
     """
 
-    def __init__(self, logger: logging.Logger, prefix: str | Callable[[], str]) -> None:
+    def __init__(self, logger: logging.Logger, prefix: str) -> None:
         super().__init__(logger, None)  # no ``extra`` dict: 180 bytes per connection
-        self._prefix = prefix
-
-    @property
-    def prefix(self) -> str:
-        """The prefix (composed now if it was given as a callable)."""
-        if not isinstance(self._prefix, str):
-            self._prefix = self._prefix()
-        return self._prefix
+        self.prefix = prefix
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return f"[{self.prefix}] {msg}", kwargs

@@ -126,7 +126,6 @@ class Transport(ClosingContextManager):
         "_name",
         "_no_more_sessions",
         "_original_sock",
-        "_peer",
         "_pump",
         "_started_at",
         "active",
@@ -273,10 +272,9 @@ class Transport(ClosingContextManager):
         # geossh.Server hooks: the client address from a PROXY protocol header
         # (reported by getpeername) and a callback run once authentication succeeds.
         self.peer_address: Any = None
-        self._peer: Any = None  # what the socket's getpeername said, once asked
         self.on_authenticated: Any = None
         self.observer: Any = None  # a geossh.observer.Observer
-        self.logger = PrefixedLog(logging.getLogger(self._log_name), self._prefix)
+        self.logger = PrefixedLog(logging.getLogger(self._log_name), self._prefix())
 
     # -- the core's state, read through (never a copy that could disagree) --------
     @property
@@ -346,7 +344,7 @@ class Transport(ClosingContextManager):
     def set_log_channel(self, name: str) -> None:
         """Log under ``name`` instead of ``geossh.transport``."""
         self._log_name = name
-        self.logger = PrefixedLog(logging.getLogger(name), self._prefix)
+        self.logger = PrefixedLog(logging.getLogger(name), self._prefix())
 
     def get_log_channel(self) -> str:
         """The logger name this transport uses."""
@@ -364,15 +362,13 @@ class Transport(ClosingContextManager):
         """The peer's address (``peer_address`` if set), or ``("unknown", 0)``."""
         if self.peer_address is not None:
             return self.peer_address
-        if self._peer is None:  # asked once: the address of a socket never changes
-            getter = getattr(self.sock, "getpeername", None)
-            if getter is None:
-                return ("unknown", 0)
-            try:
-                self._peer = getter()
-            except OSError:
-                return ("unknown", 0)
-        return self._peer
+        getter = getattr(self.sock, "getpeername", None)
+        if getter is None:
+            return ("unknown", 0)
+        try:
+            return getter()
+        except OSError:
+            return ("unknown", 0)
 
     # -- settings (before start_server; settings.server_config reads them) -----------
     @property
@@ -525,7 +521,7 @@ class Transport(ClosingContextManager):
             self._final_flush(linger=True)
         finally:
             self._shutdown()
-            if self.log_summary and self.logger.isEnabledFor(logging.INFO):
+            if self.log_summary:
                 self.logger.info("Connection closed: %s", self.summary_text())
 
     def _auth_bridge(self) -> AuthBridge:
