@@ -17,8 +17,6 @@ from geossh.proto.cipher import CIPHERS, MACS
 from geossh.proto.config import ServerConfig
 from geossh.proto.kex import KEX_METHODS
 
-#: The core's own defaults: the one place the numbers are written.
-CORE_DEFAULTS = ServerConfig()
 #: RFC 4253 §6.1: every implementation must accept packets of 35000 bytes.
 MIN_PACKET_LIMIT = 35000
 #: Largest ``max_packet_size`` geossh accepts as a setting.

@@ -42,7 +42,7 @@ from geossh._facade.pkey import PKey
 from geossh._facade.port import ConnectionPort
 from geossh._facade.security import SecurityOptions
 from geossh._facade.server import ServerInterface
-from geossh._facade.settings import CORE_DEFAULTS as _CORE, Preferred
+from geossh._facade.settings import Preferred
 from geossh._facade.util import ClosingContextManager
 from geossh._green.pump import ConnectionEnded, SocketPump
 from geossh._version import __version__
@@ -186,16 +186,17 @@ class Transport(ClosingContextManager):
     preferred_macs = Preferred("macs", "MACs offered.")
     preferred_compression = Preferred("compression", "Compression offered (never plain zlib).")
 
-    # Limits: instance assignments override these (docs/limits.md; the core's defaults).
-    max_packet_size: int = _CORE.max_packet_size
-    max_version_line: int = _CORE.max_version_line
-    max_pre_version_lines: int = _CORE.max_pre_version_lines
+    # Limits: instance assignments override these (docs/limits.md). Defaults are
+    # the core's: ServerConfig's field defaults, the one place the numbers are written.
+    max_packet_size: int = ServerConfig.max_packet_size
+    max_version_line: int = ServerConfig.max_version_line
+    max_pre_version_lines: int = ServerConfig.max_pre_version_lines
     max_pending_channels: int = 64  # = max_channels: lower it for apps that accept()
-    max_pending_global_requests: int = _CORE.max_pending_global_requests
+    max_pending_global_requests: int = ServerConfig.max_pending_global_requests
     # Liveness, read at start_server and checked by the core (proto/liveness.py).
-    client_alive_interval: float = _CORE.client_alive_interval
-    client_alive_count_max: int = _CORE.client_alive_count_max
-    unused_connection_timeout: float = _CORE.unused_connection_timeout
+    client_alive_interval: float = ServerConfig.client_alive_interval
+    client_alive_count_max: int = ServerConfig.client_alive_count_max
+    unused_connection_timeout: float = ServerConfig.unused_connection_timeout
     log_summary: bool = True  # geossh.Server logs its own line instead
 
     def __init__(
@@ -223,15 +224,15 @@ class Transport(ClosingContextManager):
         self.advertise_strict_kex = strict_kex
         # Interned: one string for every connection, not a copy each.
         self.local_version = sys.intern(f"SSH-{self._PROTO_ID}-{self._CLIENT_ID}")
-        self.banner_timeout = _CORE.banner_timeout
-        self.handshake_timeout = _CORE.handshake_timeout
-        self.auth_timeout = _CORE.auth_timeout  # login grace time (server side)
-        self.max_auth_tries = _CORE.max_auth_tries
-        self.max_channels = _CORE.max_channels
+        self.banner_timeout = ServerConfig.banner_timeout
+        self.handshake_timeout = ServerConfig.handshake_timeout
+        self.auth_timeout = ServerConfig.auth_timeout  # login grace time (server side)
+        self.max_auth_tries = ServerConfig.max_auth_tries
+        self.max_channels = ServerConfig.max_channels
         self.channel_timeout = 3600.0  # open_channel's wait for the client's answer
         self.clear_to_send_timeout = 30.0  # a send's wait for a key exchange to end
-        self.rekey_bytes = _CORE.rekey_bytes
-        self.rekey_seconds: float | None = _CORE.rekey_seconds
+        self.rekey_bytes = ServerConfig.rekey_bytes
+        self.rekey_seconds: float | None = ServerConfig.rekey_seconds
         self.server_mode = False
         self.server_object: ServerInterface | None = None
         self.server_key_dict: dict[str, PKey] = {}
