@@ -45,6 +45,7 @@ class ChannelApp(TestServer):
         self.changed = Event()  # pulsed on every recorded request
         self.signals: dict[int, list[str]] = {}
         self.release = Event()  # lets ``stall`` start reading
+        self.state_reports: list[str] = []  # the ``states`` command's flags
 
     def _record(self, *item: Any) -> None:
         self.requests.append(item)
@@ -196,6 +197,32 @@ def _cmd_waitsignal(app: ChannelApp, channel: Channel, args: list[str]) -> None:
     _finish(channel, f"got {app.signals[channel.get_id()][0]}")
 
 
+def _flags(channel: Channel) -> str:
+    return "active={} closed={} eof_received={} eof_sent={}".format(
+        *(bool(flag) for flag in (channel.active, channel.closed,
+                                  channel.eof_received, channel.eof_sent))
+    )  # fmt: skip
+
+
+def _cmd_states(app: ChannelApp, channel: Channel, args: list[str]) -> None:
+    """Report paramiko's channel flags as the client sends EOF and closes (then ``laststate``)."""
+    channel.sendall(f"{_flags(channel)}\n".encode())
+    while channel.recv(1024):
+        pass
+    channel.sendall(f"{_flags(channel)}\n".encode())
+    channel.shutdown_write()
+    sent = _flags(channel)
+    channel.status_event.wait(20)  # set when the client's CLOSE arrives
+    app.state_reports.append(sent)
+    app.state_reports.append(_flags(channel))
+    app._record("states done")
+
+
+def _cmd_laststate(app: ChannelApp, channel: Channel, args: list[str]) -> None:
+    app.wait_for(lambda: len(app.state_reports) >= 2)
+    _finish(channel, " | ".join(app.state_reports))
+
+
 def _cmd_lines(app: ChannelApp, channel: Channel, args: list[str]) -> None:
     """Upper-case text lines (text-mode iteration), count them on stderr, EOF via stdin file."""
     out = channel.makefile("w")
@@ -278,6 +305,8 @@ EXTRA_COMMANDS = {
     "opensession": _cmd_opensession,
     "acceptq": _cmd_acceptq,
     "stall": _cmd_stall,
+    "states": _cmd_states,
+    "laststate": _cmd_laststate,
     "waitsignal": _cmd_waitsignal,
 }
 

@@ -22,7 +22,7 @@ import gevent
 from gevent.event import Event
 
 from geossh._facade.file import BufferedFile
-from geossh._facade.port import ChannelPort
+from geossh._facade.port import ChannelPort, ChannelView
 from geossh._facade.util import ClosingContextManager
 from geossh._green.pipe import ByteBuffer
 from geossh.errors import LocalProtocolError
@@ -84,10 +84,10 @@ class Channel(ClosingContextManager):
         self.transport: Transport | None = None
         # Everything asked of the connection goes through the port (None: not attached).
         self._port = port
-        self.active: int | bool = False
-        self.closed = False
-        self.eof_received: int | bool = 0
-        self.eof_sent: int | bool = 0
+        # paramiko's active/closed/eof_* read the core's record of the channel.
+        self._state: ChannelView = _DETACHED if port is None else port.channel_state(chanid)
+        self._ended = False  # the connection ended, the open was refused, or closed unopened
+        self._read_shut = False  # shutdown(0): paramiko then reports eof_received
         self.exit_status = -1
         self.combine_stderr = False
         self.origin_addr: tuple[str, int] | None = None
@@ -123,6 +123,29 @@ class Channel(ClosingContextManager):
             f"<geossh.Channel {self.chanid} ({state}){extra}{window} "
             f"in-buffer={len(self.in_buffer)} -> {self.transport!r}>"
         )
+
+    # -- state (read through to the protocol core) --------------------------------
+    @property
+    def active(self) -> bool:
+        """True once the channel was opened (it stays True after the close, as in paramiko)."""
+        return self._state.opened
+
+    @property
+    def closed(self) -> bool:
+        """True once CLOSE went either way, or the connection ended."""
+        state = self._state
+        return self._ended or state.close_sent or state.close_received
+
+    @property
+    def eof_received(self) -> bool:
+        """True once the peer sent EOF, or after ``shutdown(0)`` (paramiko)."""
+        return self._read_shut or self._state.eof_received
+
+    @property
+    def eof_sent(self) -> bool:
+        """True once we sent EOF or CLOSE: no more data will be sent."""
+        state = self._state
+        return state.eof_sent or state.close_sent
 
     @property
     def status_event(self) -> Event:
@@ -379,13 +402,11 @@ class Channel(ClosingContextManager):
     def shutdown(self, how: int) -> None:
         """0: stop reading; 1: send EOF; 2: both."""
         if how in (0, 2):
-            self.eof_received = 1
-        if how in (1, 2) and not self.eof_sent:
+            self._read_shut = True
+        if how in (1, 2) and self.active and not self.eof_sent and self._port is not None:
             self._wait_gate()
-            self.eof_sent = True
-            if self._port is not None:
-                self._port.send_eof(self.chanid)
-                self._port.flush_soon()
+            self._port.send_eof(self.chanid)
+            self._port.flush_soon()
 
     def shutdown_read(self) -> None:
         """Stop reading (``shutdown(0)``)."""
@@ -499,7 +520,6 @@ class Channel(ClosingContextManager):
                 self._port.consume(self.chanid, sum(len(data) for data in parts))
 
     def _feed_eof(self) -> None:
-        self.eof_received = True
         self.in_buffer.close()
         self.in_stderr_buffer.close()
         self._update_pipe()
@@ -522,7 +542,7 @@ class Channel(ClosingContextManager):
         return True
 
     def _mark_closed(self) -> None:
-        self.closed = True
+        self._ended = True
         self.in_buffer.close()
         self.in_stderr_buffer.close()
         if self._window_event is not None:
@@ -538,6 +558,15 @@ class Channel(ClosingContextManager):
         if self._observed and self._port is not None:  # reported once, however it closes
             self._observed = False
             self._port.channel_closed(self)
+
+
+class _Detached:
+    """The state of a channel with no connection: never opened, nothing sent."""
+
+    opened = eof_received = eof_sent = close_received = close_sent = False
+
+
+_DETACHED = _Detached()
 
 
 def _utf8_boundary(data: bytes | bytearray | memoryview, limit: int) -> int:

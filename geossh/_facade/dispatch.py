@@ -150,7 +150,6 @@ class EventDispatcher:
         chan = Channel(chanid, t._channel_port)
         chan.transport = t
         chan.kind = event.kind
-        chan.active = 1
         chan.remote_chanid = t._conn.channels.channels[chanid].remote_id
         self._channels[chanid] = chan
         if self._start_channel_handler(server, chan):
@@ -179,9 +178,7 @@ class EventDispatcher:
             t.logger.error("Exception in get_channel_handler", exc_info=True)
             handler = _RefuseHandler()
         if handler is None:
-            chan.active = 1
             return False
-        chan.active = 0
         if not isinstance(t._handler_greenlets, gevent.pool.Group):
             t._handler_greenlets = gevent.pool.Group()
         t._handler_greenlets.spawn(self._serve_channel, chan, handler)
@@ -215,7 +212,6 @@ class EventDispatcher:
             t.logger.debug("Refused %s channel %d (%d %s)", kind, chan.chanid, code, description)
         else:
             t._conn.channels.accept_channel(chan.chanid)
-            chan.active = 1
             t.logger.debug("Secsh channel %d (%s) opened.", chan.chanid, kind)
         t._flush()
         return code == OPEN_SUCCEEDED
@@ -259,7 +255,6 @@ class EventDispatcher:
             chan._open_error = (event.code, event.description)
             self._channels.pop(event.channel_id, None)
         else:
-            chan.active = 1
             chan.remote_chanid = channels.channels[event.channel_id].remote_id
         chan._set_open_event()
 

@@ -1,9 +1,11 @@
 """The narrow port between a ``Channel`` and the connection it belongs to.
 
 A ``Channel`` holds buffers and waits; everything it asks of its connection
-goes through one ``ChannelPort``: the peer's send window, queueing data,
-requests, EOF and CLOSE in the protocol core, granting window for consumed
-input, flushing, and waiting out a key exchange. ``ConnectionPort`` is the
+goes through one ``ChannelPort``: the core's record of the channel (which
+paramiko's ``active``/``closed``/``eof_*`` attributes read through), the
+peer's send window, queueing data, requests, EOF and CLOSE in the protocol
+core, granting window for consumed input, flushing, and waiting out a key
+exchange. ``ConnectionPort`` is the
 port of a running ``Transport`` (one per connection, shared by its
 channels); tests give a Channel a fake instead.
 """
@@ -22,8 +24,39 @@ if TYPE_CHECKING:
     from geossh.proto.connection import Connection
 
 
+class ChannelView(Protocol):
+    """The protocol core's record of one channel, read (never written) by its ``Channel``.
+
+    The core keeps updating it until the channel is freed; the ``Channel``
+    holds on to it, so the last values stay readable after that.
+    """
+
+    @property
+    def opened(self) -> bool:
+        """The open was accepted or confirmed (still True after the close)."""
+
+    @property
+    def eof_received(self) -> bool:
+        """The peer sent CHANNEL_EOF."""
+
+    @property
+    def eof_sent(self) -> bool:
+        """We sent CHANNEL_EOF."""
+
+    @property
+    def close_received(self) -> bool:
+        """The peer sent CHANNEL_CLOSE."""
+
+    @property
+    def close_sent(self) -> bool:
+        """We sent CHANNEL_CLOSE."""
+
+
 class ChannelPort(Protocol):
     """What a ``Channel`` may ask of its connection (all calls by local channel id)."""
+
+    def channel_state(self, chanid: int) -> ChannelView:
+        """The core's record of the channel (asked once, when the Channel is made)."""
 
     @property
     def logger(self) -> Any:
@@ -81,6 +114,9 @@ class ConnectionPort:
     @property
     def logger(self) -> Any:
         return self._transport.logger  # ``set_log_channel`` may replace it
+
+    def channel_state(self, chanid: int) -> ChannelView:
+        return self._channels.channels[chanid]
 
     def send_window(self, chanid: int) -> int:
         return self._channels.send_window(chanid)

@@ -126,6 +126,11 @@ class ChannelState:
         self.dropped_after_eof = 0
         self.pending_replies = 0
 
+    @property
+    def opened(self) -> bool:
+        """True once the open was accepted or confirmed; it stays True after the close."""
+        return self.phase is ChannelPhase.OPEN or self.phase is ChannelPhase.CLOSING
+
 
 class ChannelLayer:
     """The channel table and global requests of one connection."""

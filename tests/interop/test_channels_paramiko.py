@@ -301,6 +301,27 @@ def test_server_binary_readline_and_read(server: ServerHarness) -> None:
     assert out == repr(expected).encode() + b"\n"
 
 
+def test_server_channel_flags_follow_the_peer(server: ServerHarness) -> None:
+    """``active``/``closed``/``eof_*`` on the server follow EOF and CLOSE as paramiko's do."""
+
+    def body(transport: paramiko.Transport) -> list[bytes]:
+        chan = transport.open_session()
+        chan.exec_command("states")
+        opened = _read_until(chan, b"\n")
+        chan.shutdown_write()
+        after_eof = _drain(chan)  # ends at the server's EOF
+        chan.close()
+        return [opened, after_eof, _exec(transport, b"laststate")[0]]
+
+    opened, after_eof, last = _with_client(server, body)
+    assert opened == b"active=True closed=False eof_received=False eof_sent=False\n"
+    assert after_eof == b"active=True closed=False eof_received=True eof_sent=False\n"
+    assert last == (
+        b"active=True closed=False eof_received=True eof_sent=True"
+        b" | active=True closed=True eof_received=True eof_sent=True\n"
+    )
+
+
 def test_server_timeouts_and_blocking(server: ServerHarness) -> None:
     def body(transport: paramiko.Transport) -> bytes:
         chan = transport.open_session()

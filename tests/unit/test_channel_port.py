@@ -14,10 +14,20 @@ from geossh._facade.port import ChannelPort
 from geossh.errors import LocalProtocolError
 
 
+class FakeState:
+    """The core's record of a channel, as the fake port keeps it."""
+
+    def __init__(self) -> None:
+        self.opened = True
+        self.eof_received = self.eof_sent = False
+        self.close_received = self.close_sent = False
+
+
 class FakePort:
     """Records what a channel asks; the send window is set by the test."""
 
     def __init__(self, window: int = 1 << 20) -> None:
+        self.state = FakeState()
         self.window = window
         self.calls: list[tuple[Any, ...]] = []
         self.closed_channels: list[Channel] = []
@@ -27,6 +37,9 @@ class FakePort:
     @property
     def logger(self) -> logging.Logger:
         return logging.getLogger("test.channel_port")
+
+    def channel_state(self, chanid: int) -> FakeState:
+        return self.state
 
     def send_window(self, chanid: int) -> int:
         return self.window
@@ -46,9 +59,13 @@ class FakePort:
         self.calls.append(("request", chanid, kind, want_reply, data))
 
     def send_eof(self, chanid: int) -> None:
-        self.calls.append(("eof", chanid))
+        if not self.state.eof_sent:
+            self.state.eof_sent = True
+            self.calls.append(("eof", chanid))
 
     def close(self, chanid: int) -> None:
+        self.send_eof(chanid)
+        self.state.close_sent = True
         self.calls.append(("close", chanid))
 
     def flush_soon(self) -> None:
@@ -70,9 +87,7 @@ class FakePort:
 
 def _channel(port: FakePort) -> Channel:
     typed: ChannelPort = port  # the fake satisfies the protocol (checked by mypy)
-    chan = Channel(7, typed)
-    chan.active = 1
-    return chan
+    return Channel(7, typed)
 
 
 def test_send_queues_data_and_flushes() -> None:
@@ -178,3 +193,43 @@ def test_a_detached_channel_refuses_to_send() -> None:
         chan.send(b"x")
     assert chan.send_ready()
     assert chan.send_request("x") is None
+
+
+def test_state_reads_through_to_the_core_record() -> None:
+    port = FakePort()
+    chan = _channel(port)
+    assert chan.active and not chan.closed and not chan.eof_received and not chan.eof_sent
+    port.state.eof_received = True  # the core parsed the peer's EOF
+    assert chan.eof_received and not chan.closed
+    port.state.close_received = port.state.close_sent = True  # and its CLOSE (answered)
+    assert chan.closed and chan.eof_sent  # a CLOSE sent means no more data
+    assert chan.active  # paramiko: stays set after the close
+    with pytest.raises(OSError):
+        chan.send(b"x")
+
+
+def test_shutdown_read_reports_eof_received_without_telling_the_peer() -> None:
+    port = FakePort()
+    chan = _channel(port)
+    chan.shutdown_read()
+    assert chan.eof_received and not port.state.eof_received
+    assert port.sent() == []
+    assert chan.send(b"ok") == 2  # writing still works
+
+
+def test_a_channel_closed_before_it_was_opened_sends_nothing() -> None:
+    port = FakePort()
+    port.state.opened = False  # a handler's prepare() still runs
+    chan = _channel(port)
+    assert not chan.active
+    chan.shutdown_write()
+    chan.close()
+    assert chan.closed and port.sent() == []
+
+
+def test_a_channel_of_an_ended_connection_is_closed() -> None:
+    port = FakePort()
+    chan = _channel(port)
+    chan._mark_closed()  # the Transport ended: the core never saw a CLOSE
+    assert chan.closed and not port.state.close_sent
+    assert chan.send_ready() and chan.recv(1) == b""
