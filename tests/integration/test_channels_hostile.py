@@ -123,6 +123,10 @@ def test_data_for_a_channel_closed_both_ways(server: ServerHarness) -> None:
             pass
         chan.recv_exit_status()
         chan.close()  # the server closed first: our CLOSE frees the id (TCP keeps the order)
+        # paramiko's reader thread may answer the server's CLOSE itself, after
+        # close() returned; it does so before it reads the next message, so
+        # once this reply is read our CLOSE is on the wire before the data.
+        transport.global_request("keepalive@openssh.com", wait=True)
         _inject(
             transport, struct.pack(">BI", MSG.CHANNEL_DATA, chan.remote_chanid) + wire.string(b"x")
         )
