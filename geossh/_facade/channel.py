@@ -80,7 +80,6 @@ class Channel(ClosingContextManager):
 
     def __init__(self, chanid: int, port: ChannelPort | None = None) -> None:
         self.chanid = chanid
-        self.remote_chanid = 0
         self.transport: Transport | None = None
         # Everything asked of the connection goes through the port (None: not attached).
         self._port = port
@@ -125,6 +124,11 @@ class Channel(ClosingContextManager):
         )
 
     # -- state (read through to the protocol core) --------------------------------
+    @property
+    def remote_chanid(self) -> int:
+        """The peer's id for the channel (0 until the peer confirmed one we opened)."""
+        return max(self._state.remote_id, 0)
+
     @property
     def active(self) -> bool:
         """True once the channel was opened (it stays True after the close, as in paramiko)."""
@@ -564,6 +568,7 @@ class _Detached:
     """The state of a channel with no connection: never opened, nothing sent."""
 
     opened = eof_received = eof_sent = close_received = close_sent = False
+    remote_id = -1
 
 
 _DETACHED = _Detached()

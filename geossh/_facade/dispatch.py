@@ -150,7 +150,6 @@ class EventDispatcher:
         chan = Channel(chanid, t._channel_port)
         chan.transport = t
         chan.kind = event.kind
-        chan.remote_chanid = t._conn.channels.channels[chanid].remote_id
         self._channels[chanid] = chan
         if self._start_channel_handler(server, chan):
             return
@@ -254,8 +253,6 @@ class EventDispatcher:
         if isinstance(event, ev.ChannelOpenFailed):
             chan._open_error = (event.code, event.description)
             self._channels.pop(event.channel_id, None)
-        else:
-            chan.remote_chanid = channels.channels[event.channel_id].remote_id
         chan._set_open_event()
 
     def _on_global_request(self, event: ev.GlobalRequestReceived) -> None:

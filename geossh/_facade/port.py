@@ -5,9 +5,8 @@ goes through one ``ChannelPort``: the core's record of the channel (which
 paramiko's ``active``/``closed``/``eof_*`` attributes read through), the
 peer's send window, queueing data, requests, EOF and CLOSE in the protocol
 core, granting window for consumed input, flushing, and waiting out a key
-exchange. ``ConnectionPort`` is the
-port of a running ``Transport`` (one per connection, shared by its
-channels); tests give a Channel a fake instead.
+exchange. ``ConnectionPort`` is the port of a running ``Transport`` (one per
+connection, shared by its channels); tests give a Channel a fake instead.
 """
 
 from __future__ import annotations
@@ -30,6 +29,10 @@ class ChannelView(Protocol):
     The core keeps updating it until the channel is freed; the ``Channel``
     holds on to it, so the last values stay readable after that.
     """
+
+    @property
+    def remote_id(self) -> int:
+        """The peer's id for the channel (-1 until the peer confirmed one we opened)."""
 
     @property
     def opened(self) -> bool:

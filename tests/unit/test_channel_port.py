@@ -19,6 +19,7 @@ class FakeState:
 
     def __init__(self) -> None:
         self.opened = True
+        self.remote_id = 3
         self.eof_received = self.eof_sent = False
         self.close_received = self.close_sent = False
 
@@ -189,6 +190,7 @@ def test_a_close_is_reported_once_to_the_observer() -> None:
 
 def test_a_detached_channel_refuses_to_send() -> None:
     chan = Channel(1)
+    assert chan.remote_chanid == 0 and not chan.active
     with pytest.raises(OSError):
         chan.send(b"x")
     assert chan.send_ready()
@@ -199,6 +201,7 @@ def test_state_reads_through_to_the_core_record() -> None:
     port = FakePort()
     chan = _channel(port)
     assert chan.active and not chan.closed and not chan.eof_received and not chan.eof_sent
+    assert chan.remote_chanid == 3
     port.state.eof_received = True  # the core parsed the peer's EOF
     assert chan.eof_received and not chan.closed
     port.state.close_received = port.state.close_sent = True  # and its CLOSE (answered)
