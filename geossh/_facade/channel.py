@@ -29,6 +29,11 @@ from geossh.errors import LocalProtocolError
 from geossh.proto import wire
 from geossh.proto.channels import SEND_LIMIT
 
+# How long a send held back only by the send-ahead limit (proto/window.py) waits
+# for the peer's adjust before the limit gives way: a peer that adjusts only
+# past a larger threshold must never stall.
+SEND_AHEAD_STALL = 0.2
+
 if TYPE_CHECKING:
     from geossh._facade.transport import Transport
 
@@ -322,10 +327,14 @@ class Channel(ClosingContextManager):
         return self.closed
 
     def _wait_for_window(self, port: ChannelPort) -> None:
-        while not self.closed and not self.eof_sent and port.send_window(self.chanid) <= 0:
-            if self.timeout == 0.0:
-                raise TimeoutError()
-            if port.in_connection_greenlet():
+        chanid = self.chanid
+        while not self.closed and not self.eof_sent and port.send_window(chanid) <= 0:
+            held = port.send_held_back(chanid)  # by the send-ahead limit alone
+            if self.timeout == 0.0 or port.in_connection_greenlet():
+                if held and port.lift_send_ahead(chanid):
+                    continue  # a sender that cannot wait for an adjust is not held back
+                if self.timeout == 0.0:
+                    raise TimeoutError()
                 # Only this greenlet reads the window adjust we would wait for.
                 self._log(logging.WARNING, "send from a callback needs more window than granted")
                 raise TimeoutError("no window: send from a callback would deadlock")
@@ -334,7 +343,13 @@ class Channel(ClosingContextManager):
                 event = self._window_event = Event()
             else:
                 event.clear()
-            if not event.wait(self.timeout):
+            wait = self.timeout
+            stall_check = held and (wait is None or wait > SEND_AHEAD_STALL)
+            if event.wait(SEND_AHEAD_STALL if stall_check else wait):
+                continue
+            if held and port.lift_send_ahead(chanid):
+                continue  # no adjust came in time: the limit gives way
+            if not stall_check:
                 raise TimeoutError()
 
     def send_ready(self) -> bool:

@@ -37,6 +37,10 @@ from geossh.proto import events as ev
 if TYPE_CHECKING:
     from geossh._facade.transport import Transport
 
+# The longest round trip (seconds) on which channels limit their send-ahead:
+# 512 KiB per millisecond still streams at 512 MB/s.
+SHORT_PATH = 0.001
+
 
 class _RefuseHandler:
     """A channel handler that refuses the open (its factory raised)."""
@@ -121,8 +125,23 @@ class EventDispatcher:
         t = self.transport
         t.auth_method = event.method
         t._auth = None  # the core ignores any further request (RFC 4252 §5.1)
+        self._limit_send_ahead()
         if t.on_authenticated is not None:
             call(t.logger, t.on_authenticated, None, t)
+
+    def _limit_send_ahead(self) -> None:
+        """On a short path, keep channels from sending far ahead of the peer (proto/window.py).
+
+        Short: the kernel's round-trip estimate after the handshake is at most
+        ``SHORT_PATH``, and the peer is the socket's own (not a client behind
+        a PROXY header, whose path the socket does not show).
+        """
+        t = self.transport
+        if not t.send_ahead_limit or t.peer_address is not None or t._pump is None:
+            return
+        rtt = t._pump.round_trip()
+        if rtt is not None and rtt <= SHORT_PATH:
+            t._conn.channels.limit_send_ahead(t.send_ahead_limit)
 
     def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
         t = self.transport

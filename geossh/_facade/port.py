@@ -71,6 +71,12 @@ class ChannelPort(Protocol):
     def send_data(self, chanid: int, data: memoryview, stream: int) -> int:
         """Queue up to the window of ``data``; the count queued (LocalProtocolError if closed)."""
 
+    def send_held_back(self, chanid: int) -> bool:
+        """True when only the send-ahead limit keeps the window from a send."""
+
+    def lift_send_ahead(self, chanid: int) -> bool:
+        """Lift the send-ahead limit until the next adjust; True if that gave room."""
+
     def consume(self, chanid: int, length: int) -> None:
         """The application read ``length`` bytes: grant window (and flush) when due."""
 
@@ -126,6 +132,12 @@ class ConnectionPort:
 
     def send_data(self, chanid: int, data: memoryview, stream: int) -> int:
         return self._channels.send_data(chanid, data, stream)
+
+    def send_held_back(self, chanid: int) -> bool:
+        return self._channels.send_held_back(chanid)
+
+    def lift_send_ahead(self, chanid: int) -> bool:
+        return self._channels.lift_send_ahead(chanid)
 
     def consume(self, chanid: int, length: int) -> None:
         if self._channels.consume(chanid, length):  # the core granted more window

@@ -53,6 +53,7 @@ from geossh.proto.config import ServerConfig
 from geossh.proto.connection import Connection
 from geossh.proto.constants import DisconnectReason
 from geossh.proto.kex import load_moduli
+from geossh.proto.window import SEND_AHEAD_LIMIT
 
 _conn_ids = itertools.count(1)
 _MODULI_PATHS = ("/etc/ssh/moduli", "/usr/local/etc/moduli")
@@ -198,6 +199,9 @@ class Transport(ClosingContextManager):
     client_alive_count_max: int = ServerConfig.client_alive_count_max
     unused_connection_timeout: float = ServerConfig.unused_connection_timeout
     log_summary: bool = True  # geossh.Server logs its own line instead
+    # Most bytes in flight per channel on a short path (proto/window.py); 0: the
+    # peer's whole window, always. Read once the client authenticated.
+    send_ahead_limit: int = SEND_AHEAD_LIMIT
 
     def __init__(
         self,

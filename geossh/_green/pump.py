@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import time
 from typing import Any, Protocol
 
@@ -66,6 +67,9 @@ COALESCE_WAIT = 0.001
 
 
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+_TCP_INFO = getattr(socket, "TCP_INFO", None)  # Linux
+_TCPI_RTT = struct.Struct("=I")  # struct tcp_info's tcpi_rtt (microseconds) ...
+_TCPI_RTT_AT = 68  # ... at this offset since Linux 2.6
 #: ``.view``: a SMALL_READ buffer for message-sized reads, one per OS thread (one
 #: hub). The unpatched thread-local: under ``monkey.patch_all()`` ``threading.local``
 #: is per greenlet, which gave every connection its own 32 KiB buffer.
@@ -334,6 +338,22 @@ class SocketPump:
         self.bytes_in += len(data)
         self.conn.receive_data(data, time.monotonic())
         return True
+
+    def round_trip(self) -> float | None:
+        """The kernel's smoothed round-trip time of this TCP connection, in seconds.
+
+        None where it is not known (not TCP, not Linux, no sample yet).
+        """
+        if _TCP_INFO is None or getattr(self.sock, "family", None) not in _TCP_FAMILIES:
+            return None
+        try:
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCPI_RTT_AT + 4)
+        except OSError:
+            return None
+        if len(info) < _TCPI_RTT_AT + 4:
+            return None
+        rtt = _TCPI_RTT.unpack_from(info, _TCPI_RTT_AT)[0]
+        return rtt / 1e6 if rtt else None
 
     def linger(self, close: list[Any], timeout: float = 2.0, limit: int = 1 << 20) -> None:
         """Half-close, discard input until EOF, ``timeout`` or ``limit`` bytes, then close.

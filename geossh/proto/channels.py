@@ -142,6 +142,7 @@ class ChannelLayer:
         "channels",
         "config",
         "events",
+        "send_ahead",
         "transport",
     )
 
@@ -151,6 +152,7 @@ class ChannelLayer:
         self.events = events
         self.channels: dict[int, ChannelState] = {}
         self._next_id = 0
+        self.send_ahead = 0  # the send-ahead limit of new channels (proto/window.py)
         # Who awaits each reply to a global request we sent, oldest first:
         # True for the application, False for the core's own (liveness probes).
         self._awaited_replies: list[bool] | None = None  # created by the first
@@ -277,9 +279,15 @@ class ChannelLayer:
             local_id, kind, InboundWindow(cfg.default_window_size, cfg.default_max_packet_size)
         )
         chan.remote_id = remote_id
-        chan.outbound = OutboundWindow(window, max_packet)
+        chan.outbound = self._outbound(window, max_packet)
         self.channels[local_id] = chan
         self.events.append(ChannelOpenRequested(local_id, kind, reader.rest()))
+
+    def _outbound(self, window: int, max_packet: int) -> OutboundWindow:
+        outbound = OutboundWindow(window, max_packet)
+        if self.send_ahead:
+            outbound.limit_ahead(self.send_ahead)
+        return outbound
 
     def accept_channel(self, local_id: int) -> None:
         """Confirm a channel the peer asked to open."""
@@ -337,7 +345,7 @@ class ChannelLayer:
         chan, reader = self._requested(payload)
         chan.remote_id = reader.u32()
         window, max_packet = reader.u32(), reader.u32()
-        chan.outbound = OutboundWindow(window, max_packet)
+        chan.outbound = self._outbound(window, max_packet)
         chan.phase = ChannelPhase.OPEN
         self.events.append(ChannelOpenConfirmed(chan.local_id, reader.rest()))
 
@@ -458,7 +466,33 @@ class ChannelLayer:
         if chan is None:
             return 0
         out = chan.outbound
-        return min(out.remaining, out.max_packet * SEND_PACKETS)
+        return min(out.room, out.max_packet * SEND_PACKETS)
+
+    def limit_send_ahead(self, limit: int) -> None:
+        """Keep at most ``limit`` bytes in flight per channel (0: none); see proto/window.py.
+
+        For a short path only: the limit bounds throughput to ``limit`` per
+        round trip. Applies to open channels and to those opened later.
+        """
+        self.send_ahead = limit
+        for chan in self.channels.values():
+            chan.outbound.limit_ahead(limit)
+
+    def send_held_back(self, local_id: int) -> bool:
+        """True when only the send-ahead limit keeps the peer's window from a send."""
+        chan = self.channels.get(local_id)
+        return chan is not None and chan.outbound.held_back
+
+    def lift_send_ahead(self, local_id: int) -> bool:
+        """Lift a channel's send-ahead limit until the peer's next adjust.
+
+        True if the limit was all that held a send back: the sender then has
+        room at once. A sender calls it after waiting too long for an adjust,
+        or when it cannot wait (a non-blocking send, the connection's own
+        greenlet).
+        """
+        chan = self.channels.get(local_id)
+        return chan is not None and chan.outbound.lift()
 
     def _open_for_sending(self, local_id: int) -> ChannelState:
         chan = self.channels.get(local_id)

@@ -34,6 +34,7 @@ class FakePort:
         self.closed_channels: list[Channel] = []
         self.connection_greenlet = False
         self.kex_running = False
+        self.held = 0  # window the send-ahead limit keeps back (given on lift)
 
     @property
     def logger(self) -> logging.Logger:
@@ -44,6 +45,15 @@ class FakePort:
 
     def send_window(self, chanid: int) -> int:
         return self.window
+
+    def send_held_back(self, chanid: int) -> bool:
+        return self.window == 0 and self.held > 0
+
+    def lift_send_ahead(self, chanid: int) -> bool:
+        held = self.send_held_back(chanid)
+        self.calls.append(("lift", chanid))
+        self.window, self.held = self.window + self.held, 0
+        return held
 
     def send_data(self, chanid: int, data: memoryview, stream: int) -> int:
         if ("close", chanid) in self.calls:
@@ -127,6 +137,53 @@ def test_the_connection_greenlet_never_waits_for_window() -> None:
     port.connection_greenlet = True
     with pytest.raises(TimeoutError, match="deadlock"):
         _channel(port).send(b"x")
+
+
+def test_a_send_that_cannot_wait_lifts_the_send_ahead_limit() -> None:
+    for nonblocking, callback in ((True, False), (False, True)):
+        port = FakePort(window=0)
+        port.held = 100  # the peer's window has room; only the limit holds it back
+        port.connection_greenlet = callback
+        chan = _channel(port)
+        if nonblocking:
+            chan.settimeout(0.0)
+        assert chan.send(b"abc") == 3
+        assert port.sent() == [("lift", 7), ("data", 7, b"abc", 0)]
+
+
+def test_a_held_back_send_takes_the_adjust_when_it_comes() -> None:
+    port = FakePort(window=0)
+    port.held = 100
+    chan = _channel(port)
+    sender = gevent.spawn(chan.send, b"data")
+    gevent.sleep(0)
+    assert not sender.dead
+    port.window, port.held = 10, 0  # the peer's adjust arrived
+    chan._window_opened()
+    assert sender.get(timeout=5) == 4
+    assert ("lift", 7) not in port.calls
+
+
+def test_a_held_back_send_without_an_adjust_lifts_the_limit() -> None:
+    # The peer adjusts only past more than the limit lets out: the send must
+    # not wait forever, nor raise, whether or not it has a timeout.
+    for timeout in (None, 30.0, 0.05):
+        port = FakePort(window=0)
+        port.held = 100
+        chan = _channel(port)
+        chan.settimeout(timeout)
+        sender = gevent.spawn(chan.send, b"data")
+        assert sender.get(timeout=10) == 4
+        assert port.sent() == [("lift", 7), ("data", 7, b"data", 0)]
+
+
+def test_a_send_without_window_still_times_out() -> None:
+    port = FakePort(window=0)  # nothing held back: the peer's window is shut
+    chan = _channel(port)
+    chan.settimeout(0.05)
+    with pytest.raises(TimeoutError):
+        chan.send(b"x")
+    assert ("lift", 7) not in port.calls
 
 
 def test_a_nonblocking_send_during_key_exchange_times_out() -> None:
