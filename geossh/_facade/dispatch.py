@@ -132,14 +132,14 @@ class EventDispatcher:
     def _limit_send_ahead(self) -> None:
         """On a short path, keep channels from sending far ahead of the peer (proto/window.py).
 
-        Short: the kernel's round-trip estimate after the handshake is at most
-        ``SHORT_PATH``, and the peer is the socket's own (not a client behind
+        Short: the shortest round trip the kernel measured during the handshake
+        is at most ``SHORT_PATH``, and the peer is the socket's own (not a client behind
         a PROXY header, whose path the socket does not show).
         """
         t = self.transport
         if not t.send_ahead_limit or t.peer_address is not None or t._pump is None:
             return
-        rtt = t._pump.round_trip()
+        rtt = t._pump.min_round_trip()
         if rtt is not None and rtt <= SHORT_PATH:
             t._conn.channels.limit_send_ahead(t.send_ahead_limit)
 

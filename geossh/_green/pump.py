@@ -68,8 +68,8 @@ COALESCE_WAIT = 0.001
 
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 _TCP_INFO = getattr(socket, "TCP_INFO", None)  # Linux
-_TCPI_RTT = struct.Struct("=I")  # struct tcp_info's tcpi_rtt (microseconds) ...
-_TCPI_RTT_AT = 68  # ... at this offset since Linux 2.6
+_TCPI_MIN_RTT = struct.Struct("=I")  # struct tcp_info's tcpi_min_rtt (microseconds) ...
+_TCPI_MIN_RTT_AT = 148  # ... at this offset since Linux 4.6
 #: ``.view``: a SMALL_READ buffer for message-sized reads, one per OS thread (one
 #: hub). The unpatched thread-local: under ``monkey.patch_all()`` ``threading.local``
 #: is per greenlet, which gave every connection its own 32 KiB buffer.
@@ -339,21 +339,25 @@ class SocketPump:
         self.conn.receive_data(data, time.monotonic())
         return True
 
-    def round_trip(self) -> float | None:
-        """The kernel's smoothed round-trip time of this TCP connection, in seconds.
+    def min_round_trip(self) -> float | None:
+        """The shortest round trip the kernel measured on this TCP connection, in seconds.
 
-        None where it is not known (not TCP, not Linux, no sample yet).
+        The path's length: unlike the smoothed estimate (``tcpi_rtt``, which
+        a handshake's computing and delayed ACKs inflate to milliseconds on
+        loopback), the minimum is what the wire itself takes. None where it
+        is not known (not TCP, not Linux 4.6 or later, no sample yet).
         """
         if _TCP_INFO is None or getattr(self.sock, "family", None) not in _TCP_FAMILIES:
             return None
+        size = _TCPI_MIN_RTT_AT + _TCPI_MIN_RTT.size
         try:
-            info = self.sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCPI_RTT_AT + 4)
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, size)
         except OSError:
             return None
-        if len(info) < _TCPI_RTT_AT + 4:
+        if len(info) < size:
             return None
-        rtt = _TCPI_RTT.unpack_from(info, _TCPI_RTT_AT)[0]
-        return rtt / 1e6 if rtt else None
+        rtt = _TCPI_MIN_RTT.unpack_from(info, _TCPI_MIN_RTT_AT)[0]
+        return rtt / 1e6 if rtt and rtt != 0xFFFFFFFF else None
 
     def linger(self, close: list[Any], timeout: float = 2.0, limit: int = 1 << 20) -> None:
         """Half-close, discard input until EOF, ``timeout`` or ``limit`` bytes, then close.

@@ -7,6 +7,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import gevent.subprocess
 import paramiko
@@ -199,3 +200,63 @@ def test_openssh_sftp_ls_shows_owner_names(sftp_server: ServerHarness, tmp_path:
     fields = line.split()
     assert fields[2] == pwd.getpwuid(os.getuid()).pw_name, line
     assert fields[3] == grp.getgrgid(os.getgid()).gr_name, line
+
+
+def test_openssh_sftp_get_within_the_send_ahead_limit(
+    sftp_server: ServerHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On loopback a download keeps at most the limit in flight once the client adjusted
+    (OpenSSH's buffers then stay small), and arrives whole."""
+    from geossh.proto import window as window_module
+
+    seen: dict[str, int] = {"worst": 0, "adjust": 0}
+    take = window_module.OutboundWindow.take
+
+    def recording_take(self: window_module.OutboundWindow, wanted: int) -> int:
+        granted = take(self, wanted)
+        if self.ahead and granted:  # a send under the limit
+            seen["worst"] = max(seen["worst"], self.in_flight)
+            seen["adjust"] = max(seen["adjust"], self.largest_adjust)
+        return granted
+
+    monkeypatch.setattr(window_module.OutboundWindow, "take", recording_take)
+    root = sftp_server.sftp_root
+    assert root is not None
+    payload = pattern_block(16 << 20)
+    (root / "big.bin").write_bytes(payload)
+    result = _sftp_batch(sftp_server, "get big.bin back.bin", tmp_path)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert (tmp_path / "back.bin").read_bytes() == payload
+    core = sftp_server.transports[-1]._conn
+    assert core.channels.send_ahead == window_module.SEND_AHEAD_LIMIT
+    limit = max(window_module.SEND_AHEAD_LIMIT, 2 * seen["adjust"])
+    assert 0 < seen["worst"] <= limit < 2 << 20  # below the client's 2 MiB window
+
+
+def _authenticate_with_paramiko(port: int) -> None:
+    transport = paramiko.Transport(("127.0.0.1", port))
+    try:
+        transport.connect(username=USER, password=PASSWORD)
+        channel = transport.open_session()  # a round trip after the auth success
+        channel.close()
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize("setting", ["default", "relayed", "off"])
+def test_send_ahead_limit_applies_only_to_a_known_short_path(
+    server: ServerHarness, setting: str
+) -> None:
+    from geossh.proto.window import SEND_AHEAD_LIMIT
+
+    def configure(transport: Any) -> None:
+        if setting == "relayed":  # a client behind a PROXY header: its path is unknown
+            transport.peer_address = ("192.0.2.7", 40000)
+        elif setting == "off":
+            transport.send_ahead_limit = 0
+
+    server.configure = configure
+    server.start()
+    in_thread(_authenticate_with_paramiko, server.port)
+    expected = SEND_AHEAD_LIMIT if setting == "default" else 0
+    assert server.transports[-1]._conn.channels.send_ahead == expected
