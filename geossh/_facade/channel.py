@@ -353,10 +353,17 @@ class Channel(ClosingContextManager):
                 raise TimeoutError()
 
     def send_ready(self) -> bool:
-        """True if a send would not block."""
+        """True if a send would not block.
+
+        A caller that polls before sending cannot wait for an adjust, so the
+        send-ahead limit gives way here too (as for a non-blocking send).
+        """
         if self.closed or self.eof_sent or self._port is None:
             return True
-        return self._port.send_window(self.chanid) > 0
+        port = self._port
+        if port.send_window(self.chanid) > 0:
+            return True
+        return port.send_held_back(self.chanid) and port.lift_send_ahead(self.chanid)
 
     def send_exit_status(self, status: int) -> None:
         """Send the ``exit-status`` request (RFC 4254 §6.10); call before ``close``."""

@@ -151,6 +151,15 @@ def test_a_send_that_cannot_wait_lifts_the_send_ahead_limit() -> None:
         assert port.sent() == [("lift", 7), ("data", 7, b"abc", 0)]
 
 
+def test_send_ready_lifts_the_send_ahead_limit() -> None:
+    port = FakePort(window=0)
+    chan = _channel(port)
+    assert not chan.send_ready()  # the peer's window is shut: nothing to lift
+    port.held = 100
+    assert chan.send_ready()
+    assert port.window == 100 and ("lift", 7) in port.calls
+
+
 def test_a_held_back_send_takes_the_adjust_when_it_comes() -> None:
     port = FakePort(window=0)
     port.held = 100
