@@ -386,3 +386,36 @@ def test_exit_status_matches_paramiko_semantics(server: ServerHarness) -> None:
         return [chan.recv_exit_status(), chan.exit_status_ready()]
 
     assert _with_client(server, body) == [255, True]
+
+
+def test_a_client_that_starts_adjusting_late_still_gets_everything(server: ServerHarness) -> None:
+    """The send-ahead limit must never deadlock a client whose adjust threshold grows.
+
+    paramiko's client first adjusts at a tenth of its window (the server learns
+    a ~200 KiB threshold and limits itself to 512 KiB in flight); then the
+    client waits for 1.5 MiB consumed before adjusting again. Only the
+    server's lift of the limit (no adjust for a while) lets the rest through.
+    """
+    from geossh.proto.window import SEND_AHEAD_LIMIT
+
+    size = 8 << 20
+
+    def body(transport: paramiko.Transport) -> tuple[bool, int]:
+        chan = transport.open_session()
+        chan.settimeout(30)  # a deadlock fails the test instead of hanging it
+        chan.exec_command(f"generate {size}")
+        parts, received = [], 0
+        while received < size:
+            data = chan.recv(65536)
+            if not data:
+                break
+            parts.append(data)
+            received += len(data)
+            if received >= 1 << 20:  # a few adjusts in: now a threshold above the limit
+                chan.in_window_threshold = chan.in_window_size * 3 // 4
+        expected = (pattern_block() * (size // len(pattern_block()) + 1))[:size]
+        return b"".join(parts) == expected, chan.recv_exit_status()
+
+    whole, status = _with_client(server, body)
+    assert server.transports[0]._conn.channels.send_ahead == SEND_AHEAD_LIMIT
+    assert whole and status == 0
