@@ -10,6 +10,7 @@ timeout).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -91,9 +92,10 @@ class EventDispatcher:
             chan._feed_parts(event.parts, event.stream)
 
     def _on_version(self, event: ev.VersionReceived) -> None:
-        version, _, client = event.version[4:].partition("-")
         log = self.transport.logger
-        log.info("Connected (version %s, client %s)", printable(version), printable(client))
+        if log.isEnabledFor(logging.INFO):
+            version, _, client = event.version[4:].partition("-")
+            log.info("Connected (version %s, client %s)", printable(version), printable(client))
 
     def _on_kex(self, event: ev.KexCompleted) -> None:
         t = self.transport
@@ -106,7 +108,8 @@ class EventDispatcher:
 
     def _on_disconnect(self, event: ev.DisconnectReceived) -> None:
         t = self.transport
-        t.logger.info("Disconnect (code %d): %s", event.code, printable(event.description))
+        if t.logger.isEnabledFor(logging.INFO):
+            t.logger.info("Disconnect (code %d): %s", event.code, printable(event.description))
         text = event.description[:200]
         t.close_reason = f"client sent DISCONNECT (code {event.code}: {text!r})"
 
@@ -176,7 +179,8 @@ class EventDispatcher:
         t._observe_open(chan)
         t.server_accepts.append(chan)
         t._wake_accept()
-        t.logger.debug("Secsh channel %d (%s) opened.", chanid, printable(event.kind))
+        if t.logger.isEnabledFor(logging.DEBUG):
+            t.logger.debug("Secsh channel %d (%s) opened.", chanid, printable(event.kind))
 
     def _start_channel_handler(self, server: ServerInterface, chan: Channel) -> bool:
         """Give an accepted channel to ``server.get_channel_handler(kind, chanid)`` if any.

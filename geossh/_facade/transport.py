@@ -526,7 +526,7 @@ class Transport(ClosingContextManager):
             self._final_flush(linger=True)
         finally:
             self._shutdown()
-            if self.log_summary:
+            if self.log_summary and self.logger.isEnabledFor(logging.INFO):
                 self.logger.info("Connection closed: %s", self.summary_text())
 
     def _auth_bridge(self) -> AuthBridge:

@@ -697,7 +697,8 @@ class Server:
             return
         transport.start_server(event=Event(), server=conn.dispatcher)  # type: ignore[arg-type]
         transport.join()
-        conn.log.log(level, "connection closed: %s", transport.summary_text())
+        if conn.log.isEnabledFor(level):
+            conn.log.log(level, "connection closed: %s", transport.summary_text())
 
     # -- per-source limits ------------------------------------------------------------
     def _start(self, conn: _Connection) -> bool:
