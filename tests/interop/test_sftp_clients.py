@@ -230,7 +230,7 @@ def test_openssh_sftp_get_within_the_send_ahead_limit(
     core = sftp_server.transports[-1]._conn
     assert core.channels.send_ahead == window_module.SEND_AHEAD_LIMIT
     limit = max(window_module.SEND_AHEAD_LIMIT, 2 * seen["adjust"])
-    assert 0 < seen["worst"] <= limit < 2 << 20  # below the client's 2 MiB window
+    assert 0 < seen["worst"] <= limit  # (the limit itself: OpenSSH adjusts ~300 KiB at a time)
 
 
 def _authenticate_with_paramiko(port: int) -> None:
