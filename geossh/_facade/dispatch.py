@@ -34,6 +34,7 @@ from geossh._facade.common import (
 from geossh._facade.server import ServerInterface
 from geossh.logtext import printable
 from geossh.proto import events as ev
+from geossh.proto.window import MAX_WINDOW
 
 if TYPE_CHECKING:
     from geossh._facade.transport import Transport
@@ -140,11 +141,12 @@ class EventDispatcher:
         a PROXY header, whose path the socket does not show).
         """
         t = self.transport
-        if not t.send_ahead_limit or t.peer_address is not None or t._pump is None:
+        limit = min(max(0, int(t.send_ahead_limit)), MAX_WINDOW)
+        if not limit or t.peer_address is not None or t._pump is None:
             return
         rtt = t._pump.min_round_trip()
         if rtt is not None and rtt <= SHORT_PATH:
-            t._conn.channels.limit_send_ahead(t.send_ahead_limit)
+            t._conn.channels.limit_send_ahead(limit)
 
     def _on_channel_open(self, event: ev.ChannelOpenRequested) -> None:
         t = self.transport
