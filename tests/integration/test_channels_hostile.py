@@ -326,7 +326,7 @@ def test_client_that_never_grants_window(server: ServerHarness) -> None:
     assert _queued(ours) == 0
     assert sent < 2 * geossh.common.DEFAULT_WINDOW_SIZE + (1 << 20)
     go.set()
-    expected = (pattern_block() * (size // len(pattern_block()) + 1))[:size]
+    expected = pattern_block(size)
     assert result.get(timeout=60) == hashlib.sha256(expected).digest()
 
 
@@ -366,7 +366,7 @@ def _wait_for_transport(server: ServerHarness, sessions: int) -> geossh.Transpor
 async def _paused_reader(port: int, size: int, resume: threading.Event) -> list[tuple[int, bool]]:
     import asyncssh
 
-    expected = hashlib.sha256((pattern_block() * (size // len(pattern_block()) + 1))[:size])
+    expected = hashlib.sha256(pattern_block(size))
 
     class Sink(asyncssh.SSHClientSession):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -440,7 +440,7 @@ async def _tiny_packet_reader(
 ) -> tuple[int, bool, int]:
     import asyncssh
 
-    expected = hashlib.sha256((pattern_block() * (size // len(pattern_block()) + 1))[:size])
+    expected = hashlib.sha256(pattern_block(size))
 
     class Sink(asyncssh.SSHClientSession):  # type: ignore[misc]
         def __init__(self) -> None:
