@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from geossh.proto import wire
+from geossh.proto import sodium, wire
 from geossh.proto.errors import PasswordRequiredException, RemoteProtocolError, SSHException
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -139,7 +139,7 @@ def _b64(data: bytes) -> str:
 class SSHKey:
     """One Ed25519, ECDSA or RSA key, public or private, in SSH terms."""
 
-    __slots__ = ("bits", "key_type", "private_key", "public_blob", "public_key")
+    __slots__ = ("_signing_secret", "bits", "key_type", "private_key", "public_blob", "public_key")
 
     key_type: str
     public_blob: bytes
@@ -158,6 +158,7 @@ class SSHKey:
         else:
             raise UnsupportedKeyType(f"unsupported key class {type(key).__name__}")
         self.key_type, self.bits = _describe(self.public_key)
+        self._signing_secret: bytes | None = None  # libsodium's Ed25519 key, at first sign
         line = self.public_key.public_bytes(
             serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
         )
@@ -221,7 +222,11 @@ class SSHKey:
         if alg not in self.signature_algorithms():
             raise ValueError(f"{alg!r} is not a signature algorithm for {self.key_type}")
         if isinstance(key, ed25519.Ed25519PrivateKey):
-            sig = key.sign(data)
+            secret = self._signing_secret
+            if secret is None:
+                secret = sodium.ed25519_signing_secret(key.private_bytes_raw())
+                self._signing_secret = secret
+            sig = sodium.ed25519_sign(secret, data)
         elif isinstance(key, ec.EllipticCurvePrivateKey):
             r, s = decode_dss_signature(key.sign(data, ec.ECDSA(_ECDSA[alg][1]())))
             sig = wire.mpint(r) + wire.mpint(s)
@@ -253,9 +258,8 @@ class SSHKey:
     def _verify_raw(self, data: bytes, alg: str, sig: bytes) -> None:
         key = self.public_key
         if isinstance(key, ed25519.Ed25519PublicKey):
-            if len(sig) != 64:
+            if not sodium.ed25519_verify(key.public_bytes_raw(), sig, data):
                 raise InvalidSignature
-            key.verify(sig, data)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             reader = wire.Reader(sig)
             r, s = reader.mpint(), reader.mpint()

@@ -303,7 +303,7 @@ RFC7748_K = bytes.fromhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09
 def test_curve25519_rfc7748_vector() -> None:
     ctx = make_ctx()
     kex = create_server_kex("curve25519-sha256", ctx)
-    kex._ephemeral = X25519PrivateKey.from_private_bytes(RFC7748_B_PRIV)  # type: ignore[attr-defined]
+    kex._ephemeral = RFC7748_B_PRIV  # type: ignore[attr-defined]
     [reply] = kex.receive(30, byte(30) + string(RFC7748_A_PUB))
     k_s, q_s, sig = parse_reply(reply, 31, dh=False)
     assert q_s == RFC7748_B_PUB
@@ -358,7 +358,7 @@ def test_sntrup761_known_answer(name: str, monkeypatch: pytest.MonkeyPatch) -> N
     ctx = make_ctx()
     kex = create_server_kex(name, ctx)
     assert kex.hash_name == "sha512"
-    kex._ephemeral = X25519PrivateKey.from_private_bytes(RFC7748_B_PRIV)  # type: ignore[attr-defined]
+    kex._ephemeral = RFC7748_B_PRIV  # type: ignore[attr-defined]
     c_init = v["pk"] + RFC7748_A_PUB
     [reply] = kex.receive(30, byte(30) + string(c_init))
     k_s, s_reply, sig = parse_reply(reply, 31, dh=False)

@@ -13,12 +13,13 @@ import hmac
 from typing import ClassVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from geossh.proto import sodium
 from geossh.proto.constants import KEX_ECDH_REPLY
 from geossh.proto.errors import KexError
 from geossh.proto.kex.base import ServerKex
+from geossh.proto.sodium import X25519_SIZE
 from geossh.proto.wire import Reader, mpint_from_unsigned, string
 
 __all__ = [
@@ -30,21 +31,20 @@ __all__ = [
     "x25519_shared_secret",
 ]
 
-X25519_SIZE = 32
 _ZERO32 = bytes(X25519_SIZE)
 _MAX_POINT = 1024  # generous read bound; exact sizes are checked after
 
 
-def x25519_shared_secret(private: X25519PrivateKey, peer: bytes) -> bytes:
+def x25519_shared_secret(private: bytes, peer: bytes) -> bytes:
     """X25519(private, peer) with RFC 8731 §3 checks.
 
     Rejects a peer value that is not 32 bytes and an all-zero result
-    (a low-order point); cryptography already refuses the latter.
+    (a low-order point); libsodium already refuses the latter.
     """
     if len(peer) != X25519_SIZE:
         raise KexError(f"X25519 public value must be 32 bytes, got {len(peer)}")
     try:
-        secret = private.exchange(X25519PublicKey.from_public_bytes(peer))
+        secret = sodium.x25519(private, peer)
     except ValueError:
         raise KexError("X25519 shared secret is all zero (low-order point)") from None
     if hmac.compare_digest(secret, _ZERO32):
@@ -52,26 +52,34 @@ def x25519_shared_secret(private: X25519PrivateKey, peer: bytes) -> bytes:
     return secret
 
 
+def ephemeral_x25519(preset: bytes | None) -> tuple[bytes, bytes]:
+    """(private, public): a fresh X25519 pair, or the preset private scalar's."""
+    if preset is None:
+        return sodium.x25519_keypair()
+    return preset, sodium.x25519_public(preset)
+
+
 class Curve25519Kex(ServerKex):
     """curve25519-sha256 (RFC 8731).
 
     K is the 32-byte X25519 output read as a big-endian unsigned number and
-    encoded as an mpint (RFC 8731 §3.1). ``_ephemeral`` may be preset (tests
-    use RFC 7748 vectors); otherwise the key is generated in ``receive``.
+    encoded as an mpint (RFC 8731 §3.1). ``_ephemeral`` (a 32-byte private
+    scalar) may be preset (tests use RFC 7748 vectors); otherwise the key is
+    generated in ``receive``.
     """
 
     name = "curve25519-sha256"
     hash_name = "sha256"
 
-    _ephemeral: X25519PrivateKey | None = None
+    _ephemeral: bytes | None = None
 
     def _handle(self, msg_type: int, reader: Reader) -> list[bytes]:
         q_c = reader.string(_MAX_POINT)
         reader.check_end()
-        private = self._ephemeral or X25519PrivateKey.generate()
+        private, public = ephemeral_x25519(self._ephemeral)
         self._ephemeral = None
         secret = x25519_shared_secret(private, q_c)
-        q_s = string(private.public_key().public_bytes_raw())
+        q_s = string(public)
         return self._finish(string(q_c) + q_s, q_s, mpint_from_unsigned(secret), KEX_ECDH_REPLY)
 
 

@@ -20,12 +20,12 @@ from typing import ClassVar
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from geossh.proto.constants import KEX_HYBRID_REPLY
 from geossh.proto.errors import KexError
 from geossh.proto.kex.base import HASHES, ServerKex
-from geossh.proto.kex.ecdh import X25519_SIZE, x25519_shared_secret
+from geossh.proto.kex.ecdh import ephemeral_x25519, x25519_shared_secret
+from geossh.proto.sodium import X25519_SIZE
 from geossh.proto.wire import Reader, string
 
 __all__ = ["MLKEM_AVAILABLE", "HybridKemKex", "MLKEM768X25519Kex"]
@@ -39,15 +39,15 @@ _MAX_INIT = 4096  # read bound; the exact size is checked after
 class HybridKemKex(ServerKex):
     """The server side of a KEM x X25519 hybrid; subclasses supply the KEM.
 
-    ``_ephemeral`` may be preset (known-answer tests); otherwise the X25519
-    key is generated in ``receive``.
+    ``_ephemeral`` (a 32-byte X25519 private scalar) may be preset
+    (known-answer tests); otherwise the key is generated in ``receive``.
     """
 
     #: Size of the client's KEM public key and of our ciphertext, in bytes.
     kem_public_size: ClassVar[int]
     kem_ciphertext_size: ClassVar[int]
 
-    _ephemeral: X25519PrivateKey | None = None
+    _ephemeral: bytes | None = None
 
     @abstractmethod
     def _encapsulate(self, public: bytes) -> tuple[bytes, bytes]:
@@ -62,11 +62,11 @@ class HybridKemKex(ServerKex):
         k_pq, ciphertext = self._encapsulate(c_init[: self.kem_public_size])
         if len(ciphertext) != self.kem_ciphertext_size:  # a broken KEM library
             raise KexError(f"{self.name}: KEM ciphertext has the wrong size")
-        private = self._ephemeral or X25519PrivateKey.generate()
+        private, public = ephemeral_x25519(self._ephemeral)
         self._ephemeral = None
         k_cl = x25519_shared_secret(private, c_init[self.kem_public_size :])
         k = string(HASHES[self.hash_name](k_pq + k_cl).digest())
-        s_reply = string(ciphertext + private.public_key().public_bytes_raw())
+        s_reply = string(ciphertext + public)
         return self._finish(string(c_init) + s_reply, s_reply, k, KEX_HYBRID_REPLY)
 
 
