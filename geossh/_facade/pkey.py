@@ -445,14 +445,19 @@ def __getattr__(name: str) -> object:
     return value
 
 
+def _lazy_class(name: str) -> type[PKey]:
+    """A key class of ``_LAZY``, imported at its first use only."""
+    return cast("type[PKey]", globals().get(name) or __getattr__(name))
+
+
 def _class_for(key_type: str) -> type[PKey]:
     """The paramiko class for a plain SSH key type."""
     if key_type == _keys.RSA:
-        return cast("type[PKey]", __getattr__("RSAKey"))
+        return _lazy_class("RSAKey")
     if key_type == _keys.ED25519:
-        return cast("type[PKey]", __getattr__("Ed25519Key"))
+        return _lazy_class("Ed25519Key")
     if key_type in (_keys.ECDSA_P256, _keys.ECDSA_P384, _keys.ECDSA_P521):
-        return cast("type[PKey]", __getattr__("ECDSAKey"))
+        return _lazy_class("ECDSAKey")
     if key_type in _keys.SK_KEY_TYPES:
         from geossh._facade.skkey import SKKey
 
