@@ -5,6 +5,7 @@ A micro-harness for issue 15 (server CPU per connection)::
     python -m benchmarks.conn_profile --servers geossh,geossh-app,paramiko -n 200
     python -m benchmarks.conn_profile --servers geossh -n 300 --profile /tmp/g.prof
     python -m benchmarks.conn_profile --servers geossh,geossh-base --baseline /tmp/base
+    python -m benchmarks.conn_profile --servers geossh,geossh-app -n 400 --phases /tmp/ph
 
 Each server is one process started as the main harness starts it (same
 scripts, same keys); OpenSSH ``ssh`` processes connect ``-n`` times, one
@@ -12,7 +13,9 @@ after another or ``--in-flight`` at a time, rounds rotating over the servers.
 CPU is utime and stime from /proc/<pid>/stat (clock ticks of 10 ms, exited
 threads included): use enough connections (200 x 2 ms = 40 ticks).
 
-With ``--profile`` the server runs under cProfile (``GEOSSH_BENCH_PROFILE``),
+With ``--phases`` the server times its phases (``benchmarks/phases.py``: thread
+CPU around ~20 functions, exclusive, printed per connection at the end); with
+``--profile`` it runs under cProfile (``GEOSSH_BENCH_PROFILE``),
 with ``--sample`` under a CPU-time stack sampler (``GEOSSH_BENCH_SAMPLE``,
 collapsed stacks for flamegraph.pl; no call is slowed, but on a kernel with
 HZ=250 a sample comes only every 4 ms of CPU: use ~2000 connections). Only
@@ -36,7 +39,8 @@ import time
 from pathlib import Path
 
 from benchmarks import procs
-from benchmarks.servers.common import PROFILE_ENV, SAMPLE_ENV
+from benchmarks.phases import table
+from benchmarks.servers.common import PHASES_ENV, PROFILE_ENV, SAMPLE_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 KEX = "curve25519-sha256,curve25519-sha256@libssh.org"
@@ -100,12 +104,14 @@ class Server:
         env = dict(os.environ)
         env.pop(PROFILE_ENV, None)
         env.pop(SAMPLE_ENV, None)
+        env.pop(PHASES_ENV, None)
         self.profile = ""
-        wanted = args.profile or args.sample
+        wanted = args.profile or args.sample or args.phases
         # Not a threaded server (its threads are not covered), nor a baseline's
         # script (it may not know SIGUSR1).
         if wanted and not name.startswith("paramiko") and not base:
-            env[SAMPLE_ENV if args.sample else PROFILE_ENV] = f"{wanted}.{name}"
+            mode = PHASES_ENV if args.phases else SAMPLE_ENV if args.sample else PROFILE_ENV
+            env[mode] = f"{wanted}.{name}"
             self.profile = f"{wanted}.{name}" + (".app" if "-app" in name else "")
         argv = [
             sys.executable, *launcher, "--host-key", str(workdir / "host_ed25519"),
@@ -164,6 +170,9 @@ def main() -> None:
     parser.add_argument(
         "--sample", help="CPU-time stack samples (collapsed format) to <path>.<server>"
     )
+    parser.add_argument(
+        "--phases", help="thread CPU by phase (benchmarks/phases.py) to <path>.<server>"
+    )
     parser.add_argument("--syscalls", action="store_true", help="run the servers under strace -c")
     args = parser.parse_args()
     names = args.servers.split(",")
@@ -204,6 +213,11 @@ def main() -> None:
         print("per round (ms, user+sys, in measuring order):")
         for server in servers:
             print(f"{server.name:14} " + " ".join(f"{v * 1e3:.3f}" for v in server.total))
+        if args.phases:
+            for server in servers:
+                if server.profile and Path(server.profile).exists():
+                    print(f"\n{server.name}: CPU by phase")
+                    print(table(server.profile, args.count * args.rounds))
         if args.syscalls:
             for name in names:
                 text = (workdir / f"strace-{name}.txt").read_text()

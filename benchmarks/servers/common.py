@@ -23,6 +23,7 @@ ZEROS = bytes(256 * 1024)
 _SOURCE = re.compile(r"^head -c (\d+) /dev/zero$")
 PROFILE_ENV = "GEOSSH_BENCH_PROFILE"  # a path: run under cProfile, write stats there on exit
 SAMPLE_ENV = "GEOSSH_BENCH_SAMPLE"  # a path: sample stacks by CPU time, write them there on exit
+PHASES_ENV = "GEOSSH_BENCH_PHASES"  # a path: thread CPU by phase (benchmarks/phases.py)
 SAMPLE_INTERVAL = 0.0005  # seconds of process CPU time between samples
 
 
@@ -79,8 +80,14 @@ def profile_from_env(suffix: str = "") -> None:
     written at SIGTERM (when the harness stops the server); SIGUSR1 starts
     the counts afresh, so a harness can leave its warm-up out. Both cover
     the thread that calls this (every greenlet of a gevent server), not a
-    threaded server's other threads.
+    threaded server's other threads. ``GEOSSH_BENCH_PHASES=path``: thread
+    CPU by phase (``benchmarks/phases.py``), the same signals.
     """
+    if os.environ.get(PHASES_ENV):
+        from benchmarks.phases import install
+
+        install(os.environ[PHASES_ENV] + suffix)
+        return
     if os.environ.get(SAMPLE_ENV):
         _sample_cpu(os.environ[SAMPLE_ENV] + suffix)
         return
