@@ -132,9 +132,16 @@ class _Clock:
 def install(path: str) -> None:
     """Time the ``PHASES``; write the counts to ``path`` at SIGTERM."""
     clock = _Clock()
-    for module, cls_name, method, label in PHASES:
-        cls = getattr(importlib.import_module(module), cls_name)
-        setattr(cls, method, clock.timed(label, getattr(cls, method)))
+    for module_name, cls_name, method, label in PHASES:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, cls_name)
+        original = getattr(cls, method)
+        timed = clock.timed(label, original)
+        setattr(cls, method, timed)
+        for table in [v for v in vars(module).values() if isinstance(v, dict)]:
+            for key, value in table.items():  # dispatch tables built at import
+                if value is original:
+                    table[key] = timed
 
     def stop(signum: int, frame: Any) -> None:
         with open(path, "w") as fh:
