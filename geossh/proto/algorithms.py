@@ -262,6 +262,27 @@ def negotiate(client: KexInit, server: KexInit, aead_ciphers: set[str]) -> Negot
     )
 
 
+def negotiate_kexinit(
+    client_payload: bytes, server: KexInit, server_payload: bytes, aead_ciphers: frozenset[str]
+) -> tuple[Negotiated, bool]:
+    """``negotiate`` on the client's KEXINIT payload: (the result, first_kex_follows).
+
+    A client program sends the same lists on every connection, so the
+    result is remembered by both payloads after their cookies (the lists,
+    first_kex_follows and the reserved word: all that negotiation reads).
+    Only successful negotiations are kept, at most ``_CACHE_LIMIT``; a
+    malformed or unacceptable KEXINIT raises as ``KexInit.decode`` and
+    ``negotiate`` do.
+    """
+    key = (client_payload[17:], server_payload[17:], aead_ciphers)
+    hit = _NEGOTIATED.get(key)
+    if hit is None:
+        client = KexInit.decode(client_payload)
+        hit = (negotiate(client, server, set(aead_ciphers)), client.first_kex_follows)
+        _remember(_NEGOTIATED, key, hit)
+    return hit
+
+
 def server_kexinit(
     preferences: ServerPreferences, key_types: frozenset[str], *, initial: bool, have_moduli: bool
 ) -> tuple[KexInit, bytes]:
@@ -325,6 +346,7 @@ _KEXINIT_BYTE = bytes((MSG.KEXINIT,))
 _TEMPLATES: dict[tuple[ServerPreferences, frozenset[str], bool, bool], tuple[KexInit, bytes]] = {}
 _BUILT: dict[tuple[ServerPreferences, frozenset[str], bool], KexInit] = {}
 _OFFERED: dict[tuple[tuple[int, ...], bool], tuple[tuple[list[str], ...], KexInit]] = {}
+_NEGOTIATED: dict[tuple[bytes, bytes, frozenset[str]], tuple[Negotiated, bool]] = {}
 # ids of name-lists shared by cached KexInits -> (those lists, kept alive here
 # so that the ids stay unique; their wire encoding).
 _SHARED_BY_ID: dict[tuple[int, ...], tuple[tuple[list[str], ...], bytes]] = {}

@@ -64,7 +64,7 @@ from geossh.proto.algorithms import (
     KEY_TYPE_FOR_ALGORITHM,
     KexInit,
     Negotiated,
-    negotiate,
+    negotiate_kexinit,
     server_kexinit,
 )
 from geossh.proto.cipher import CIPHERS, key_sizes
@@ -443,11 +443,12 @@ class TransportLayer:
     def _on_kexinit(self, seq: int, payload: bytes) -> None:
         if self.kex_state in (KexState.EXCHANGING, KexState.AWAIT_NEWKEYS):
             raise RemoteProtocolError("KEXINIT during a key exchange")
-        client = KexInit.decode(payload)
         if self.kex_state is KexState.IDLE:
             self._send_kexinit(self.now)
         assert self._server_kexinit is not None
-        negotiated = negotiate(client, self._server_kexinit, set(_AEAD))
+        negotiated, first_kex_follows = negotiate_kexinit(
+            payload, self._server_kexinit, self._server_kexinit_bytes, _AEAD
+        )
         if not self.initial_kex_done:
             self.strict_kex = negotiated.strict_kex
             if self.strict_kex and seq != 0:
@@ -455,7 +456,7 @@ class TransportLayer:
         self.negotiated = negotiated
         self._client_kexinit_bytes = payload
         self._kex = create_server_kex(negotiated.kex, self._kex_context(negotiated))
-        self._ignore_guessed_packet = client.first_kex_follows and not negotiated.guess_was_right
+        self._ignore_guessed_packet = first_kex_follows and not negotiated.guess_was_right
         self.kex_state = KexState.EXCHANGING
         _log.debug("negotiated %s", negotiated)
 
