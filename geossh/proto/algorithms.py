@@ -262,23 +262,40 @@ def negotiate(client: KexInit, server: KexInit, aead_ciphers: set[str]) -> Negot
     )
 
 
-def negotiate_kexinit(
-    client_payload: bytes, server: KexInit, server_payload: bytes, aead_ciphers: frozenset[str]
-) -> tuple[Negotiated, bool]:
-    """``negotiate`` on the client's KEXINIT payload: (the result, first_kex_follows).
+def decode_kexinit(payload: bytes) -> KexInit:
+    """``KexInit.decode``, remembered by the payload after its cookie.
 
-    A client program sends the same lists on every connection, so the
-    result is remembered by both payloads after their cookies (the lists,
-    first_kex_follows and the reserved word: all that negotiation reads).
-    Only successful negotiations are kept, at most ``_CACHE_LIMIT``; a
-    malformed or unacceptable KEXINIT raises as ``KexInit.decode`` and
-    ``negotiate`` do.
+    A client program sends the same lists on every connection: a repeat
+    shares the first decode's name-lists (never modified) and gets its own
+    cookie. Only payloads that decoded are kept, at most ``_CACHE_LIMIT``; a
+    malformed one raises as ``KexInit.decode`` does.
+    """
+    tail = payload[17:]
+    hit = _DECODED.get(tail)
+    if hit is None:
+        hit = KexInit.decode(payload)
+        _remember(_DECODED, tail, hit)
+        return hit
+    return _with_cookie(hit, payload[1:17], hit.first_kex_follows)
+
+
+def negotiate_kexinits(
+    client: KexInit,
+    client_payload: bytes,
+    server: KexInit,
+    server_payload: bytes,
+    aead_ciphers: frozenset[str],
+) -> Negotiated:
+    """``negotiate``, remembered by both payloads after their cookies.
+
+    The rest of a payload (the lists, first_kex_follows, the reserved word)
+    is all that negotiation reads. Only successful negotiations are kept,
+    at most ``_CACHE_LIMIT``.
     """
     key = (client_payload[17:], server_payload[17:], aead_ciphers)
     hit = _NEGOTIATED.get(key)
     if hit is None:
-        client = KexInit.decode(client_payload)
-        hit = (negotiate(client, server, set(aead_ciphers)), client.first_kex_follows)
+        hit = negotiate(client, server, set(aead_ciphers))
         _remember(_NEGOTIATED, key, hit)
     return hit
 
@@ -346,7 +363,8 @@ _KEXINIT_BYTE = bytes((MSG.KEXINIT,))
 _TEMPLATES: dict[tuple[ServerPreferences, frozenset[str], bool, bool], tuple[KexInit, bytes]] = {}
 _BUILT: dict[tuple[ServerPreferences, frozenset[str], bool], KexInit] = {}
 _OFFERED: dict[tuple[tuple[int, ...], bool], tuple[tuple[list[str], ...], KexInit]] = {}
-_NEGOTIATED: dict[tuple[bytes, bytes, frozenset[str]], tuple[Negotiated, bool]] = {}
+_DECODED: dict[bytes, KexInit] = {}
+_NEGOTIATED: dict[tuple[bytes, bytes, frozenset[str]], Negotiated] = {}
 # ids of name-lists shared by cached KexInits -> (those lists, kept alive here
 # so that the ids stay unique; their wire encoding).
 _SHARED_BY_ID: dict[tuple[int, ...], tuple[tuple[list[str], ...], bytes]] = {}

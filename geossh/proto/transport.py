@@ -64,7 +64,8 @@ from geossh.proto.algorithms import (
     KEY_TYPE_FOR_ALGORITHM,
     KexInit,
     Negotiated,
-    negotiate_kexinit,
+    decode_kexinit,
+    negotiate_kexinits,
     server_kexinit,
 )
 from geossh.proto.cipher import CIPHERS, key_sizes
@@ -443,11 +444,12 @@ class TransportLayer:
     def _on_kexinit(self, seq: int, payload: bytes) -> None:
         if self.kex_state in (KexState.EXCHANGING, KexState.AWAIT_NEWKEYS):
             raise RemoteProtocolError("KEXINIT during a key exchange")
+        client = decode_kexinit(payload)
         if self.kex_state is KexState.IDLE:
             self._send_kexinit(self.now)
         assert self._server_kexinit is not None
-        negotiated, first_kex_follows = negotiate_kexinit(
-            payload, self._server_kexinit, self._server_kexinit_bytes, _AEAD
+        negotiated = negotiate_kexinits(
+            client, payload, self._server_kexinit, self._server_kexinit_bytes, _AEAD
         )
         if not self.initial_kex_done:
             self.strict_kex = negotiated.strict_kex
@@ -456,7 +458,7 @@ class TransportLayer:
         self.negotiated = negotiated
         self._client_kexinit_bytes = payload
         self._kex = create_server_kex(negotiated.kex, self._kex_context(negotiated))
-        self._ignore_guessed_packet = first_kex_follows and not negotiated.guess_was_right
+        self._ignore_guessed_packet = client.first_kex_follows and not negotiated.guess_was_right
         self.kex_state = KexState.EXCHANGING
         _log.debug("negotiated %s", negotiated)
 

@@ -1,4 +1,4 @@
-"""negotiate_kexinit: negotiation remembered by the lists, never by the cookie."""
+"""decode_kexinit / negotiate_kexinits: remembered by the lists, never by the cookie."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import os
 import pytest
 
 from geossh.proto import algorithms
-from geossh.proto.algorithms import KexInit, negotiate, negotiate_kexinit
+from geossh.proto.algorithms import (
+    KexInit,
+    Negotiated,
+    decode_kexinit,
+    negotiate,
+    negotiate_kexinits,
+)
 from geossh.proto.errors import IncompatiblePeer, RemoteProtocolError
 
 AEAD = frozenset({"chacha20-poly1305@openssh.com"})
@@ -30,43 +36,56 @@ def client_payload(follows: bool = False, kex: str = "curve25519-sha256") -> byt
 
 
 @pytest.fixture(autouse=True)
-def empty_cache() -> None:
+def empty_caches() -> None:
+    algorithms._DECODED.clear()
     algorithms._NEGOTIATED.clear()
+
+
+def negotiated(payload: bytes, server: KexInit = SERVER) -> tuple[KexInit, Negotiated]:
+    client = decode_kexinit(payload)
+    return client, negotiate_kexinits(client, payload, server, server.encode(), AEAD)
 
 
 def test_same_result_as_decoding_and_negotiating() -> None:
     payload = client_payload()
-    negotiated, follows = negotiate_kexinit(payload, SERVER, SERVER_PAYLOAD, AEAD)
-    assert negotiated == negotiate(KexInit.decode(payload), SERVER, set(AEAD))
-    assert negotiated.cipher_c2s == "aes128-ctr" and negotiated.mac_c2s == "hmac-sha2-256"
-    assert negotiated.strict_kex and negotiated.client_ext_info
-    assert follows is False
+    client, result = negotiated(payload)
+    assert client == KexInit.decode(payload)
+    assert result == negotiate(KexInit.decode(payload), SERVER, set(AEAD))
+    assert result.cipher_c2s == "aes128-ctr" and result.mac_c2s == "hmac-sha2-256"
+    assert result.strict_kex and result.client_ext_info
+    assert client.first_kex_follows is False
 
 
-def test_a_new_cookie_reuses_the_result_and_other_lists_do_not() -> None:
-    first, _ = negotiate_kexinit(client_payload(), SERVER, SERVER_PAYLOAD, AEAD)
-    again, _ = negotiate_kexinit(client_payload(), SERVER, SERVER_PAYLOAD, AEAD)
-    assert again is first  # only the cookie differed
-    guessing, follows = negotiate_kexinit(client_payload(True), SERVER, SERVER_PAYLOAD, AEAD)
-    assert follows is True and guessing is not first
+def test_a_new_cookie_reuses_the_lists_and_the_result() -> None:
+    first_payload, again_payload = client_payload(), client_payload()
+    first, result = negotiated(first_payload)
+    again, result_again = negotiated(again_payload)
+    assert again.cookie == again_payload[1:17] != first.cookie  # its own cookie
+    assert again.kex is first.kex  # only the cookie differed: the lists are shared
+    assert result_again is result
+
+
+def test_other_lists_are_not_the_same_entry() -> None:
+    _, first = negotiated(client_payload())
+    guessing, guessed = negotiated(client_payload(True))
+    assert guessing.first_kex_follows is True and guessed is not first
     other = kexinit(["curve25519-sha256@libssh.org", "curve25519-sha256"], ["aes128-ctr"])
-    offer, _ = negotiate_kexinit(client_payload(), other, other.encode(), AEAD)
+    _, offer = negotiated(client_payload(), other)
     assert offer is not first and not offer.strict_kex  # another server offer
 
 
 def test_failures_raise_and_are_not_remembered() -> None:
+    payload = client_payload(kex="diffie-hellman-group1-sha1")
     with pytest.raises(IncompatiblePeer):
-        negotiate_kexinit(
-            client_payload(kex="diffie-hellman-group1-sha1"), SERVER, SERVER_PAYLOAD, AEAD
-        )
+        negotiated(payload)
     with pytest.raises(RemoteProtocolError):
-        negotiate_kexinit(client_payload()[:-3], SERVER, SERVER_PAYLOAD, AEAD)
+        decode_kexinit(client_payload()[:-3])
+    assert list(algorithms._DECODED) == [payload[17:]]  # it decoded; it did not negotiate
     assert not algorithms._NEGOTIATED
 
 
-def test_the_cache_stays_bounded() -> None:
+def test_the_caches_stay_bounded() -> None:
     for n in range(3 * algorithms._CACHE_LIMIT):  # every client different
-        negotiate_kexinit(
-            client_payload(kex=f"curve25519-sha256,x{n}@example.com"), SERVER, SERVER_PAYLOAD, AEAD
-        )
+        negotiated(client_payload(kex=f"curve25519-sha256,x{n}@example.com"))
+    assert len(algorithms._DECODED) <= algorithms._CACHE_LIMIT
     assert len(algorithms._NEGOTIATED) <= algorithms._CACHE_LIMIT
