@@ -438,16 +438,21 @@ def __getattr__(name: str) -> object:
     if name in _LAZY:
         value: object = getattr(importlib.import_module(_LAZY[name]), name)
     elif name == "key_classes":
-        value = [__getattr__("RSAKey"), __getattr__("Ed25519Key"), __getattr__("ECDSAKey")]
+        value = [_lazy("RSAKey"), _lazy("Ed25519Key"), _lazy("ECDSAKey")]
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # cache: later look-ups never come here again
     return value
 
 
+def _lazy(name: str) -> object:
+    """A lazy attribute of this module (``__getattr__``), from its cache once made."""
+    return globals().get(name) or __getattr__(name)
+
+
 def _lazy_class(name: str) -> type[PKey]:
     """A key class of ``_LAZY``, imported at its first use only."""
-    return cast("type[PKey]", globals().get(name) or __getattr__(name))
+    return cast("type[PKey]", _lazy(name))
 
 
 def _class_for(key_type: str) -> type[PKey]:
@@ -466,7 +471,7 @@ def _class_for(key_type: str) -> type[PKey]:
 
 
 def _key_classes() -> list[type[PKey]]:
-    return cast("list[type[PKey]]", globals().get("key_classes") or __getattr__("key_classes"))
+    return cast("list[type[PKey]]", _lazy("key_classes"))
 
 
 def pkey_from_ssh_key(key: SSHKey, public_blob: PublicBlob | None = None) -> PKey:
