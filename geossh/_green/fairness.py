@@ -5,12 +5,17 @@ Owns one rule: code that runs on behalf of one connection without blocking
 most ``SLICE_SECONDS`` before it lets every other greenlet run. Long loops
 call ``checkpoint()`` between bounded steps; whoever resumes from a blocking
 wait calls ``begin()`` to start a fresh slice. One slice clock per process
-is enough: only the greenlet on the hub is ever running.
+is enough: only the greenlet on the hub is ever running. A greenlet that
+batches output registers ``before_yield(send)``: whatever yields its slice
+(its own loop or a library it calls) sends the batch first, so its peer
+sees the progress made before the pause.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 
 import gevent
 
@@ -23,6 +28,7 @@ _YIELD_TIMER = 1e-6
 
 _clock = time.perf_counter
 _slice_started = _clock()
+_before_yield: dict[object, Callable[[], object]] = {}
 
 
 def begin() -> None:
@@ -36,8 +42,23 @@ def expired() -> bool:
     return _clock() - _slice_started >= SLICE_SECONDS
 
 
+@contextlib.contextmanager
+def before_yield(send: Callable[[], object]) -> Iterator[None]:
+    """While inside, the current greenlet calls ``send`` before each of its yields."""
+    current = gevent.getcurrent()
+    _before_yield[current] = send
+    try:
+        yield
+    finally:
+        _before_yield.pop(current, None)
+
+
 def yield_now() -> None:
-    """Let every ready greenlet (and the event loop's I/O) run, then start a new slice."""
+    """Send what the current greenlet holds, let every ready greenlet (and the event
+    loop's I/O) run, then start a new slice."""
+    send = _before_yield.get(gevent.getcurrent())
+    if send is not None:
+        send()
     gevent.sleep(_YIELD_TIMER)
     begin()
 

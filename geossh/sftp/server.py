@@ -172,13 +172,17 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         already made and let other connections run; stop if the channel has gone (a
         closed session must not go on hashing a huge file)."""
         if fairness.expired():
-            try:
-                self._flush()
-            except (OSError, EOFError) as exc:
-                raise _SessionEnd(f"output failed: {exc}") from None
+            self._send_unsent()
             fairness.yield_now()
         if _channel_gone(self.sock):
             raise _SessionEnd("channel closed during a request")
+
+    def _send_unsent(self) -> None:
+        """Send the replies held so far before this session's greenlet yields."""
+        try:
+            self._flush()
+        except (OSError, EOFError) as exc:
+            raise _SessionEnd(f"output failed: {exc}") from None
 
     def _log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
         self.logger.log(level, self._prefix + msg, *args, **kwargs)
@@ -195,7 +199,8 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         if concurrency > 0:
             self._pool = Pool(concurrency)
         try:
-            self._serve(channel)
+            with fairness.before_yield(self._send_unsent):  # path walks, copies, user code
+                self._serve(channel)
         except _SessionEnd as exc:
             self._log(logging.INFO, "SFTP session ended: %s", printable(exc))
             self._exit_status(channel, 1)
