@@ -11,8 +11,9 @@ the cryptographic transform of one packet in one direction:
   ``-etm``; legacy MACs include MD5 and the 96-bit truncated ones (RFC 4253 §6.4).
 
 Framing (padding, length checks, sequence numbers, buffering) belongs to
-packet.py; this module sees one whole packet at a time. All primitives come
-from ``cryptography``; only SSH's own constructions are assembled here.
+packet.py; this module sees one whole packet at a time. The primitives come
+from ``cryptography``, and for message-sized chacha20-poly1305 packets from
+libsodium (sodium.py); only SSH's own constructions are assembled here.
 
 Pure core: must not import gevent, socket, threading, select or time.
 """
@@ -35,6 +36,7 @@ try:  # cryptography >= 43 keeps TripleDES in its "decrepit" module
 except ImportError:  # pragma: no cover - older cryptography
     TripleDES = algorithms.TripleDES  # type: ignore[misc]
 
+from geossh.proto import sodium
 from geossh.proto.errors import LocalProtocolError, MACError
 
 Buffer = bytes | bytearray | memoryview
@@ -54,6 +56,12 @@ _U32 = struct.Struct(">I")
 # cryptography's ChaCha20 takes a 16-byte "nonce": the 64-bit little-endian
 # block counter (0 here) followed by OpenSSH's nonce, the uint64 seqno.
 _CHACHA_NONCE = struct.Struct(">8xQ")
+# libsodium's ChaCha20 takes the 8-byte nonce alone (the counter is an argument).
+_SEQ_NONCE = struct.Struct(">Q")
+# chacha20-poly1305 packets from this size on (length field included) are
+# sealed by OpenSSL: below it libsodium is as fast and needs no cipher context
+# (measured per packet: 8 KiB ~7 us both ways; 32 KiB 11.7 vs 23.5 us).
+_BULK_FROM = 8192
 # RFC 5647 §7.1: 4-byte fixed field || 8-byte invocation counter.
 _GCM_NONCE = struct.Struct(">4sQ")
 _ZERO_BLOCK = bytes(64)
@@ -249,42 +257,67 @@ class ChaCha20Poly1305(PacketProtection):
     K_2 (key[:32]) encrypts the payload from block counter 1 and, at
     counter 0, yields the Poly1305 key; K_1 (key[32:]) encrypts only the
     4-byte length. The nonce of both is the uint64 sequence number, and the
-    tag covers ``encrypted length || ciphertext``. ``reset_nonce`` lets one
-    context per key serve every packet.
+    tag covers ``encrypted length || ciphertext``.
+
+    Packets under ``_BULK_FROM`` bytes (every message, interactive data) go
+    through libsodium (``sodium.RAW_CHACHA``), which needs no per-key state;
+    bulk packets through cryptography's OpenSSL contexts, faster per byte,
+    built by the first one (``reset_nonce`` lets one context per key serve
+    every packet) and dropped by ``compact``.
     """
 
-    __slots__ = ("_header", "_main")
+    __slots__ = ("_header", "_key", "_main", "_raw")
 
     block_size = 8
     aad_len = 4
     tag_size = AEAD_TAG_SIZE
     clear_length = False
+    #: Packets from this size on use OpenSSL (0: all of them, libsodium's are missing).
+    bulk_from = _BULK_FROM if sodium.RAW_CHACHA else 0
 
     def __init__(self, key: bytes) -> None:
-        nonce = _CHACHA_NONCE.pack(0)
-        self._main = Cipher(algorithms.ChaCha20(key[:32], nonce), None).encryptor()
-        self._header = Cipher(algorithms.ChaCha20(key[32:], nonce), None).encryptor()
+        self._key = key
+        self._raw = sodium.OpenSSHChaChaPoly(key) if self.bulk_from else None
+        self._main: CipherContext | None = None
+        self._header: CipherContext | None = None
 
-    def _poly_key(self, nonce: bytes) -> bytes:
-        main = self._main
+    def compact(self) -> None:
+        """Drop the OpenSSL contexts while small packets need none (the next bulk one rebuilds)."""
+        if self._raw is not None:
+            self._main = self._header = None
+
+    def _contexts(self) -> tuple[CipherContext, CipherContext]:
+        """The (length, main) OpenSSL contexts, built on first use."""
+        if self._main is None or self._header is None:
+            nonce = _CHACHA_NONCE.pack(0)
+            self._main = Cipher(algorithms.ChaCha20(self._key[:32], nonce), None).encryptor()
+            self._header = Cipher(algorithms.ChaCha20(self._key[32:], nonce), None).encryptor()
+        return self._header, self._main
+
+    def _poly_key(self, main: CipherContext, nonce: bytes) -> bytes:
         main.reset_nonce(nonce)
         # One whole block: the first 32 bytes are the key, and the payload
         # then continues at block counter 1.
         return main.update(_ZERO_BLOCK)[:32]
 
     def seal_into(self, seq: int, packet: memoryview, out: memoryview) -> None:
+        size = len(packet)
+        if size < self.bulk_from:
+            self._raw.seal_into(_SEQ_NONCE.pack(seq), packet, out)  # type: ignore[union-attr]
+            return
         # One Poly1305 call over the contiguous ``length || ciphertext``.
         nonce = _CHACHA_NONCE.pack(seq)
-        header = self._header
+        header, main = self._contexts()
         header.reset_nonce(nonce)
-        size = len(packet)
         out[:4] = header.update(packet[:4])
-        poly_key = self._poly_key(nonce)
-        self._main.update_into(packet[4:], out[4:])
+        poly_key = self._poly_key(main, nonce)
+        main.update_into(packet[4:], out[4:])
         out[size:] = Poly1305.generate_tag(poly_key, out[:size])
 
     def packet_length(self, seq: int, head: Buffer) -> int:
-        header = self._header
+        if self._raw is not None:
+            return self._raw.packet_length(_SEQ_NONCE.pack(seq), head)
+        header = self._contexts()[0]
         header.reset_nonce(_CHACHA_NONCE.pack(seq))
         return int(_U32.unpack(header.update(head))[0])
 
@@ -294,12 +327,18 @@ class ChaCha20Poly1305(PacketProtection):
 
     def open_at(self, seq: int, view: memoryview, pos: int, total: int) -> tuple[bytes, int]:
         end = pos + total - AEAD_TAG_SIZE
-        poly_key = self._poly_key(_CHACHA_NONCE.pack(seq))
+        if end - pos < self.bulk_from:
+            plain = self._raw.open_at(_SEQ_NONCE.pack(seq), view, pos, end)  # type: ignore[union-attr]
+            if plain is None:
+                raise MACError("chacha20-poly1305 tag mismatch")
+            return plain, 0
+        main = self._contexts()[1]
+        poly_key = self._poly_key(main, _CHACHA_NONCE.pack(seq))
         try:
             Poly1305.verify_tag(poly_key, view[pos:end], bytes(view[end : pos + total]))
         except InvalidSignature:
             raise MACError("chacha20-poly1305 tag mismatch") from None
-        return self._main.update(view[pos + 4 : end]), 0
+        return main.update(view[pos + 4 : end]), 0
 
 
 class AesGcm(PacketProtection):

@@ -1,4 +1,4 @@
-"""Ed25519 and X25519 through libsodium (PyNaCl): the per-connection public-key work.
+"""libsodium (PyNaCl's): the per-connection public-key work and small packets' AEAD.
 
 Every connection of an OpenSSH client does one X25519 exchange and one
 Ed25519 host-key signature, and an Ed25519 user key one verification.
@@ -8,18 +8,33 @@ an X25519 key pair and exchange 53 vs 70), and takes raw bytes, so no key
 objects are built per connection. Parsing, serialising and every other
 algorithm stay with cryptography.
 
+chacha20-poly1305@openssh.com is built from DJB's ChaCha20 (64-bit nonce
+and block counter) and Poly1305, which PyNaCl does not bind although its
+library exports them: ``OpenSSHChaChaPoly`` calls them through PyNaCl's
+own cffi. They need no key schedule, so a message-sized
+packet costs no cipher context (cryptography builds an OpenSSL context per
+key and an ``EVP_PKEY`` per Poly1305 tag). ``RAW_CHACHA`` is False where the
+library does not export them; cipher.py then uses cryptography throughout.
+
 Pure core: must not import gevent, socket, threading, select or time.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from nacl import bindings
 from nacl.exceptions import CryptoError
 
+Buffer = bytes | bytearray | memoryview
+
 __all__ = [
+    "POLY1305_KEY_SIZE",
+    "POLY1305_TAG_SIZE",
+    "RAW_CHACHA",
     "X25519_SIZE",
+    "OpenSSHChaChaPoly",
     "ed25519_sign",
     "ed25519_signing_secret",
     "ed25519_verify",
@@ -30,6 +45,51 @@ __all__ = [
 
 X25519_SIZE = 32
 ED25519_SIGNATURE_SIZE = 64
+POLY1305_KEY_SIZE = 32
+POLY1305_TAG_SIZE = 16
+_ZERO_KEY = bytes(POLY1305_KEY_SIZE)
+
+# The C signatures of what PyNaCl's library exports but does not bind.
+_SIGNATURES = {
+    "crypto_stream_chacha20_xor_ic": "int(*)(unsigned char *, const unsigned char *,"
+    " unsigned long long, const unsigned char *, uint64_t, const unsigned char *)",
+    "crypto_onetimeauth_poly1305": "int(*)(unsigned char *, const unsigned char *,"
+    " unsigned long long, const unsigned char *)",
+    "crypto_onetimeauth_poly1305_verify": "int(*)(const unsigned char *,"
+    " const unsigned char *, unsigned long long, const unsigned char *)",
+}
+
+
+def _open_raw() -> tuple[Any, dict[str, Any]] | None:
+    """PyNaCl's compiled cffi and its library's unbound functions, or None.
+
+    ctypes only finds the addresses; the calls go through PyNaCl's own
+    ``ffi`` (compiled: no C parser is imported, so nothing of ``subprocess``).
+    """
+    import ctypes
+
+    try:
+        from nacl import _sodium
+
+        library = ctypes.CDLL(_sodium.__file__)
+        ffi = _sodium.ffi
+        functions = {}
+        for name, signature in _SIGNATURES.items():
+            address = ctypes.cast(getattr(library, name), ctypes.c_void_p).value
+            functions[name] = ffi.cast(signature, address)
+    except (ImportError, OSError, AttributeError, TypeError):  # pragma: no cover - the build
+        return None
+    bindings.sodium_init()
+    return ffi, functions
+
+
+_raw = _open_raw()
+RAW_CHACHA = _raw is not None
+_ffi: Any = _raw[0] if _raw is not None else None
+_functions: dict[str, Any] = _raw[1] if _raw is not None else {}
+_chacha20_xor_ic: Any = _functions.get("crypto_stream_chacha20_xor_ic")
+_poly1305: Any = _functions.get("crypto_onetimeauth_poly1305")
+_poly1305_verify: Any = _functions.get("crypto_onetimeauth_poly1305_verify")
 
 
 def x25519_public(private: bytes) -> bytes:
@@ -70,3 +130,63 @@ def ed25519_verify(public: bytes, signature: bytes, data: bytes) -> bool:
     except CryptoError:
         return False
     return True
+
+
+class OpenSSHChaChaPoly:
+    """chacha20-poly1305@openssh.com of one direction, on libsodium. Needs ``RAW_CHACHA``.
+
+    K_2 (``key[:32]``) gives the Poly1305 key at block counter 0 and encrypts
+    the payload from block 1; K_1 (``key[32:]``) encrypts the 4-byte length.
+    The 8-byte nonce is the big-endian sequence number, and the tag covers
+    ``encrypted length || ciphertext``. Each call does its work in three or
+    four C calls on buffers it was given (the Poly1305 key in a scratch
+    buffer of its own): no key schedule, no per-call objects beyond the result.
+    """
+
+    __slots__ = ("_k1", "_k2", "_length", "_length_at", "_poly_key", "_poly_key_at")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 64:
+            raise ValueError("chacha20-poly1305 takes a 64-byte key")
+        self._k2 = key[:32]
+        self._k1 = key[32:]
+        self._poly_key = bytearray(POLY1305_KEY_SIZE)
+        self._poly_key_at = _ffi.from_buffer(self._poly_key, require_writable=True)
+        self._length = bytearray(4)
+        self._length_at = _ffi.from_buffer(self._length, require_writable=True)
+
+    def seal_into(self, nonce: bytes, packet: Buffer, out: Buffer) -> None:
+        """Encrypt ``length || rest`` of ``packet`` into ``out`` and append the tag."""
+        size = len(packet)
+        if size < 4 or len(out) < size + POLY1305_TAG_SIZE:
+            raise ValueError("chacha20-poly1305: bad packet or output size")
+        ffi = _ffi
+        src = ffi.from_buffer(packet)
+        dst = ffi.from_buffer(out, require_writable=True)
+        xor, k2 = _chacha20_xor_ic, self._k2
+        xor(dst, src, 4, nonce, 0, self._k1)
+        xor(self._poly_key_at, _ZERO_KEY, POLY1305_KEY_SIZE, nonce, 0, k2)
+        xor(dst + 4, src + 4, size - 4, nonce, 1, k2)
+        _poly1305(dst + size, dst, size, self._poly_key_at)
+
+    def packet_length(self, nonce: bytes, head: Buffer) -> int:
+        """The length field decrypted from the first 4 bytes of ``head``."""
+        if len(head) < 4:
+            raise ValueError("chacha20-poly1305: the length field is 4 bytes")
+        _chacha20_xor_ic(self._length_at, _ffi.from_buffer(head), 4, nonce, 0, self._k1)
+        return int.from_bytes(self._length, "big")
+
+    def open_at(self, nonce: bytes, data: Buffer, pos: int, end: int) -> bytes | None:
+        """The decrypted ``data[pos + 4:end]`` if the tag at ``data[end:]`` matches, else None."""
+        if pos < 0 or end - pos < 4 or len(data) < end + POLY1305_TAG_SIZE:
+            raise ValueError("chacha20-poly1305: bad packet bounds")
+        ffi = _ffi
+        src = ffi.from_buffer(data)
+        k2 = self._k2
+        _chacha20_xor_ic(self._poly_key_at, _ZERO_KEY, POLY1305_KEY_SIZE, nonce, 0, k2)
+        if _poly1305_verify(src + end, src + pos, end - pos, self._poly_key_at) != 0:
+            return None
+        size = end - pos - 4
+        plain = ffi.new("unsigned char[]", size)
+        _chacha20_xor_ic(plain, src + pos + 4, size, nonce, 1, k2)
+        return bytes(ffi.buffer(plain, size))

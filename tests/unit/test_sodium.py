@@ -1,4 +1,5 @@
-"""libsodium's Ed25519 and X25519 give what cryptography's give, and refuse what it refuses."""
+"""libsodium's Ed25519, X25519 and chacha20-poly1305 give what cryptography's give,
+and refuse what it refuses."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from geossh.proto import sodium
+from geossh.proto.cipher import ChaCha20Poly1305
+from geossh.proto.errors import MACError
+
+BULK = ChaCha20Poly1305.bulk_from
 
 # RFC 7748 §6.1
 ALICE_PRIV = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
@@ -58,3 +63,84 @@ def test_ed25519_verify_refuses_bad_signatures() -> None:
     assert not sodium.ed25519_verify(public[:31], good, data)
     other = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes_raw()
     assert not sodium.ed25519_verify(other, good, data)
+
+
+# -- chacha20-poly1305@openssh.com -------------------------------------------------
+
+
+def _openssl_chacha(key: bytes) -> ChaCha20Poly1305:
+    class OpenSSLOnly(ChaCha20Poly1305):
+        __slots__ = ()
+        bulk_from = 0  # every packet through cryptography's contexts
+
+    return OpenSSLOnly(key)
+
+
+def test_the_raw_functions_are_found_here() -> None:
+    """CI's PyNaCl exports them: the libsodium path is what the suite exercises."""
+    assert sodium.RAW_CHACHA
+    assert ChaCha20Poly1305.bulk_from > 0
+
+
+SIZES = [8, 16, 48, 100, 1024, BULK - 8, BULK - 4, BULK, BULK + 8, 32768 + 16]
+SEQS = [0, 1, 255, 2**32 - 1, 2**32, 2**64 - 1]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_chacha_paths_give_the_same_wire_bytes(size: int) -> None:
+    key = os.urandom(64)
+    ours, reference = ChaCha20Poly1305(key), _openssl_chacha(key)
+    for seq in SEQS:
+        packet = os.urandom(size)
+        wire = ours.seal(seq, packet)
+        assert wire == reference.seal(seq, packet)
+        assert ours.packet_length(seq, wire[:4]) == reference.packet_length(seq, wire[:4])
+        assert ours.open(seq, wire) == reference.open(seq, wire) == (packet[4:], 0)
+
+
+@pytest.mark.parametrize("size", [16, 100, 32768 + 16])
+def test_chacha_refuses_any_changed_byte(size: int) -> None:
+    key = os.urandom(64)
+    wire = ChaCha20Poly1305(key).seal(7, os.urandom(size))
+    opener = ChaCha20Poly1305(key)
+    for index in (0, 3, 4, len(wire) // 2, len(wire) - 17, len(wire) - 16, len(wire) - 1):
+        bad = bytearray(wire)
+        bad[index] ^= 0x01
+        with pytest.raises(MACError):
+            opener.open(7, bytes(bad))
+    with pytest.raises(MACError):
+        opener.open(8, wire)  # another sequence number: another key stream
+    with pytest.raises(MACError):
+        ChaCha20Poly1305(os.urandom(64)).open(7, wire)
+
+
+def test_chacha_raw_refuses_bad_bounds() -> None:
+    raw = sodium.OpenSSHChaChaPoly(os.urandom(64))
+    nonce = bytes(8)
+    with pytest.raises(ValueError):
+        raw.seal_into(nonce, b"abc", bytearray(64))  # shorter than the length field
+    with pytest.raises(ValueError):
+        raw.seal_into(nonce, bytes(32), bytearray(40))  # no room for the tag
+    with pytest.raises(ValueError):
+        raw.open_at(nonce, bytes(40), 0, 30)  # the tag would run past the data
+    with pytest.raises(ValueError):
+        raw.packet_length(nonce, b"ab")
+    with pytest.raises(ValueError):
+        sodium.OpenSSHChaChaPoly(bytes(32))
+
+
+def test_small_packets_build_no_openssl_context() -> None:
+    key = os.urandom(64)
+    sealer, opener = ChaCha20Poly1305(key), ChaCha20Poly1305(key)
+    for seq in range(20):
+        wire = sealer.seal(seq, os.urandom(96))
+        opener.packet_length(seq, wire[:4])
+        opener.open(seq, wire)
+    assert sealer._main is None and opener._main is None
+    bulk = sealer.seal(20, os.urandom(BULK))
+    assert sealer._main is not None  # built by the first bulk packet
+    sealer.compact()
+    assert sealer._main is None  # dropped while idle, rebuilt by the next one
+    assert opener.open(20, bulk)[0] == _openssl_chacha(key).open(20, bulk)[0]
+    data = os.urandom(BULK)
+    assert opener.open(21, sealer.seal(21, data)) == (data[4:], 0)
