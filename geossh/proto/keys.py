@@ -258,7 +258,9 @@ class SSHKey:
     def _verify_raw(self, data: bytes, alg: str, sig: bytes) -> None:
         key = self.public_key
         if isinstance(key, ed25519.Ed25519PublicKey):
-            if not sodium.ed25519_verify(key.public_bytes_raw(), sig, data):
+            # A plain key's blob ends with the 32 public bytes (no call into OpenSSL).
+            raw = self.public_blob[-32:] if self.key_type == ED25519 else key.public_bytes_raw()
+            if not sodium.ed25519_verify(raw, sig, data):
                 raise InvalidSignature
         elif isinstance(key, ec.EllipticCurvePublicKey):
             reader = wire.Reader(sig)
