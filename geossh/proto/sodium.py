@@ -10,11 +10,11 @@ algorithm stay with cryptography.
 
 chacha20-poly1305@openssh.com is built from DJB's ChaCha20 (64-bit nonce
 and block counter) and Poly1305, which PyNaCl does not bind although its
-library exports them: ``OpenSSHChaChaPoly`` calls them through PyNaCl's
-own cffi. They need no key schedule, so a message-sized
-packet costs no cipher context (cryptography builds an OpenSSL context per
-key and an ``EVP_PKEY`` per Poly1305 tag). ``RAW_CHACHA`` is False where the
-library does not export them; cipher.py then uses cryptography throughout.
+library exports them: ``OpenSSHChaChaPoly`` calls them through PyNaCl's own
+cffi. They need no key schedule, so a message-sized packet costs no cipher
+context (cryptography builds an OpenSSL context per key and an ``EVP_PKEY``
+per Poly1305 tag). ``RAW_CHACHA`` is False where the library does not
+export them; cipher.py then uses cryptography throughout.
 
 Pure core: must not import gevent, socket, threading, select or time.
 """
@@ -47,7 +47,9 @@ X25519_SIZE = 32
 ED25519_SIGNATURE_SIZE = 64
 POLY1305_KEY_SIZE = 32
 POLY1305_TAG_SIZE = 16
-_ZERO_KEY = bytes(POLY1305_KEY_SIZE)
+_NONCE_SIZE = 8
+# XORed with the key stream, zeros give the key stream itself (the Poly1305 key).
+_ZEROS = bytes(POLY1305_KEY_SIZE)
 
 # The C signatures of what PyNaCl's library exports but does not bind.
 _SIGNATURES = {
@@ -141,6 +143,9 @@ class OpenSSHChaChaPoly:
     ``encrypted length || ciphertext``. Each call does its work in three or
     four C calls on buffers it was given (the Poly1305 key in a scratch
     buffer of its own): no key schedule, no per-call objects beyond the result.
+    The scratch buffers make an instance one direction's alone, used by one
+    caller at a time (as a packet reader or writer is). Every size is
+    checked before a pointer reaches C.
     """
 
     __slots__ = ("_k1", "_k2", "_length", "_length_at", "_poly_key", "_poly_key_at")
@@ -158,32 +163,33 @@ class OpenSSHChaChaPoly:
     def seal_into(self, nonce: bytes, packet: Buffer, out: Buffer) -> None:
         """Encrypt ``length || rest`` of ``packet`` into ``out`` and append the tag."""
         size = len(packet)
-        if size < 4 or len(out) < size + POLY1305_TAG_SIZE:
-            raise ValueError("chacha20-poly1305: bad packet or output size")
+        if size < 4 or len(out) < size + POLY1305_TAG_SIZE or len(nonce) != _NONCE_SIZE:
+            raise ValueError("chacha20-poly1305: bad packet, output or nonce size")
         ffi = _ffi
         src = ffi.from_buffer(packet)
         dst = ffi.from_buffer(out, require_writable=True)
         xor, k2 = _chacha20_xor_ic, self._k2
         xor(dst, src, 4, nonce, 0, self._k1)
-        xor(self._poly_key_at, _ZERO_KEY, POLY1305_KEY_SIZE, nonce, 0, k2)
+        xor(self._poly_key_at, _ZEROS, POLY1305_KEY_SIZE, nonce, 0, k2)
         xor(dst + 4, src + 4, size - 4, nonce, 1, k2)
         _poly1305(dst + size, dst, size, self._poly_key_at)
 
     def packet_length(self, nonce: bytes, head: Buffer) -> int:
         """The length field decrypted from the first 4 bytes of ``head``."""
-        if len(head) < 4:
-            raise ValueError("chacha20-poly1305: the length field is 4 bytes")
+        if len(head) < 4 or len(nonce) != _NONCE_SIZE:
+            raise ValueError("chacha20-poly1305: bad length field or nonce size")
         _chacha20_xor_ic(self._length_at, _ffi.from_buffer(head), 4, nonce, 0, self._k1)
         return int.from_bytes(self._length, "big")
 
     def open_at(self, nonce: bytes, data: Buffer, pos: int, end: int) -> bytes | None:
         """The decrypted ``data[pos + 4:end]`` if the tag at ``data[end:]`` matches, else None."""
-        if pos < 0 or end - pos < 4 or len(data) < end + POLY1305_TAG_SIZE:
-            raise ValueError("chacha20-poly1305: bad packet bounds")
+        bad = pos < 0 or end - pos < 4 or len(data) < end + POLY1305_TAG_SIZE
+        if bad or len(nonce) != _NONCE_SIZE:
+            raise ValueError("chacha20-poly1305: bad packet bounds or nonce size")
         ffi = _ffi
         src = ffi.from_buffer(data)
         k2 = self._k2
-        _chacha20_xor_ic(self._poly_key_at, _ZERO_KEY, POLY1305_KEY_SIZE, nonce, 0, k2)
+        _chacha20_xor_ic(self._poly_key_at, _ZEROS, POLY1305_KEY_SIZE, nonce, 0, k2)
         if _poly1305_verify(src + end, src + pos, end - pos, self._poly_key_at) != 0:
             return None
         size = end - pos - 4

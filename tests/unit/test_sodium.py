@@ -125,6 +125,13 @@ def test_chacha_raw_refuses_bad_bounds() -> None:
         raw.open_at(nonce, bytes(40), 0, 30)  # the tag would run past the data
     with pytest.raises(ValueError):
         raw.packet_length(nonce, b"ab")
+    for short in (b"", bytes(7)):  # libsodium reads 8 nonce bytes: refused before C
+        with pytest.raises(ValueError):
+            raw.seal_into(short, bytes(32), bytearray(48))
+        with pytest.raises(ValueError):
+            raw.packet_length(short, bytes(4))
+        with pytest.raises(ValueError):
+            raw.open_at(short, bytes(48), 0, 32)
     with pytest.raises(ValueError):
         sodium.OpenSSHChaChaPoly(bytes(32))
 
@@ -144,3 +151,21 @@ def test_small_packets_build_no_openssl_context() -> None:
     assert opener.open(20, bulk)[0] == _openssl_chacha(key).open(20, bulk)[0]
     data = os.urandom(BULK)
     assert opener.open(21, sealer.seal(21, data)) == (data[4:], 0)
+
+
+def test_a_library_without_the_functions_means_no_raw_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where PyNaCl's library cannot be opened or hides a function, cryptography does all."""
+    import ctypes
+
+    def unloadable(path: str) -> object:
+        raise OSError("cannot open")
+
+    monkeypatch.setattr(ctypes, "CDLL", unloadable)
+    assert sodium._open_raw() is None
+
+    class Hidden:
+        def __getattr__(self, name: str) -> object:
+            raise AttributeError(name)
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda path: Hidden())
+    assert sodium._open_raw() is None
