@@ -6,6 +6,7 @@ A micro-harness for issue 15 (server CPU per connection)::
     python -m benchmarks.conn_profile --servers geossh -n 300 --profile /tmp/g.prof
     python -m benchmarks.conn_profile --servers geossh,geossh-base --baseline /tmp/base
     python -m benchmarks.conn_profile --servers geossh,geossh-app -n 400 --phases /tmp/ph
+    python -m benchmarks.conn_profile --servers geossh-core,geossh -n 300
 
 Each server is one process started as the main harness starts it (same
 scripts, same keys); OpenSSH ``ssh`` processes connect ``-n`` times, one
@@ -47,6 +48,8 @@ KEX = "curve25519-sha256,curve25519-sha256@libssh.org"
 MODULES = {
     "geossh": ["-m", "benchmarks.servers.geossh_server"],
     "geossh-base": ["-m", "benchmarks.servers.geossh_server"],
+    # The same core behind the leanest loop: what no driver or facade can beat.
+    "geossh-core": ["-m", "benchmarks.servers.geossh_core_server"],
     "paramiko": ["-m", "benchmarks.servers.paramiko_server"],
     "geossh-app": ["-m", "benchmarks.servers.paramiko_style_app", "--impl", "geossh"],
     "geossh-app-base": ["-m", "benchmarks.servers.paramiko_style_app", "--impl", "geossh"],
