@@ -8,29 +8,13 @@ harness fails a round otherwise) and that the table is printed, including
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.test_benchmarks_smoke import need_tools, run_module
 
 
 def test_conn_profile_runs_ssh_against_the_core_floor_and_the_native_server() -> None:
-    for tool in ("ssh", "ssh-keygen"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed")
-    argv = [sys.executable, "-m", "benchmarks.conn_profile", "--servers", "geossh-core,geossh"]
-    result = subprocess.run(
-        [*argv, "-n", "2", "--rounds", "1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    need_tools("ssh", "ssh-keygen")
+    servers = "geossh-core,geossh"
+    result = run_module("benchmarks.conn_profile", "--servers", servers, "-n", "2", "--rounds", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ssh failed" not in result.stderr, result.stderr[-3000:]
     table = result.stdout
