@@ -20,13 +20,13 @@ from typing import Any
 import gevent.server
 
 from benchmarks.servers.common import ECHO, announce, parse_command, profile_from_env, server_args
-from geossh.proto import events
+from geossh.proto import events, wire
 from geossh.proto.auth import AUTH_FAILED, AUTH_SUCCESSFUL
 from geossh.proto.config import ServerConfig
 from geossh.proto.connection import Connection
 from geossh.proto.keys import load_private_key
 
-EXIT_OK = (0).to_bytes(4, "big")
+EXIT_OK = wire.u32(0)
 
 
 def answer(conn: Connection, event: events.Event, authorized: bytes) -> None:
@@ -40,7 +40,7 @@ def answer(conn: Connection, event: events.Event, authorized: bytes) -> None:
         else:
             conn.channels.reject_channel(event.channel_id, 1, "only sessions")
     elif isinstance(event, events.ChannelRequestReceived):
-        command = parse_command(event.data[4:]) if event.kind == "exec" else None
+        command = parse_command(wire.Reader(event.data).string()) if event.kind == "exec" else None
         if command is None or command.kind != ECHO:
             if event.want_reply:
                 conn.channels.reply_channel_request(event.channel_id, False)

@@ -62,8 +62,9 @@ _SIGNATURES = {
 }
 
 
-def _open_raw() -> tuple[Any, dict[str, Any]] | None:
-    """PyNaCl's compiled cffi and its library's unbound functions, or None.
+def _open_raw() -> tuple[Any, ...] | None:
+    """PyNaCl's compiled cffi, then its library's unbound functions (``_SIGNATURES``'
+    order), or None.
 
     ctypes only finds the addresses; the calls go through PyNaCl's own
     ``ffi`` (compiled: no C parser is imported, so nothing of ``subprocess``).
@@ -75,23 +76,19 @@ def _open_raw() -> tuple[Any, dict[str, Any]] | None:
 
         library = ctypes.CDLL(_sodium.__file__)
         ffi = _sodium.ffi
-        functions = {}
-        for name, signature in _SIGNATURES.items():
-            address = ctypes.cast(getattr(library, name), ctypes.c_void_p).value
-            functions[name] = ffi.cast(signature, address)
+        functions = [
+            ffi.cast(signature, ctypes.cast(getattr(library, name), ctypes.c_void_p).value)
+            for name, signature in _SIGNATURES.items()
+        ]
     except (ImportError, OSError, AttributeError, TypeError):  # pragma: no cover - the build
         return None
     bindings.sodium_init()
-    return ffi, functions
+    return (ffi, *functions)
 
 
 _raw = _open_raw()
 RAW_CHACHA = _raw is not None
-_ffi: Any = _raw[0] if _raw is not None else None
-_functions: dict[str, Any] = _raw[1] if _raw is not None else {}
-_chacha20_xor_ic: Any = _functions.get("crypto_stream_chacha20_xor_ic")
-_poly1305: Any = _functions.get("crypto_onetimeauth_poly1305")
-_poly1305_verify: Any = _functions.get("crypto_onetimeauth_poly1305_verify")
+_ffi, _chacha20_xor_ic, _poly1305, _poly1305_verify = _raw or (None, None, None, None)
 
 
 def x25519_public(private: bytes) -> bytes:

@@ -171,9 +171,7 @@ class SFTPServer(BaseSFTP, RequestHandlers, SubsystemHandler):
         """A long request's yield point: once the slice is used up, send the replies
         already made and let other connections run; stop if the channel has gone (a
         closed session must not go on hashing a huge file)."""
-        if fairness.expired():
-            self._send_unsent()
-            fairness.yield_now()
+        fairness.checkpoint()  # the held replies go first (``before_yield`` in ``_serve``)
         if _channel_gone(self.sock):
             raise _SessionEnd("channel closed during a request")
 
